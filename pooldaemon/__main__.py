@@ -1,0 +1,9 @@
+"""``python -m pooldaemon``."""
+
+from __future__ import annotations
+
+import sys
+
+from pooldaemon.cli import main
+
+sys.exit(main())

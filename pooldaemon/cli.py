@@ -1,0 +1,127 @@
+"""The ``pooldaemon`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pooldaemon import __version__
+from pooldaemon.errors import ConfigError, SettingsError
+from pooldaemon.settings import load_settings
+from pooldaemon.spec import LoadedSpec, load_spec_file
+from pooldaemon.spec._schema import pool_json_schema_text
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pooldaemon",
+        description="Self-hosted LLM gateway configured from one YAML file kept in git.",
+    )
+    parser.add_argument("--version", action="version", version=f"pooldaemon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon on a config file")
+    run.add_argument("--config", type=Path, help="YAML desired state (env POOLDAEMON_CONFIG)")
+    run.add_argument("--state-dir", type=Path, help="state directory (env POOLDAEMON_STATE_DIR)")
+    run.add_argument("--listen", help="proxy HOST:PORT (env POOLDAEMON_LISTEN)")
+    run.add_argument("--admin-listen", help="admin HOST:PORT (env POOLDAEMON_ADMIN_LISTEN)")
+    run.add_argument("--log-level", help="debug|info|warning|error (env POOLDAEMON_LOG_LEVEL)")
+    run.add_argument("--log-format", help="text|json (env POOLDAEMON_LOG_FORMAT)")
+
+    validate = sub.add_parser(
+        "validate", help="check config files; one line per problem, exit 1 if any is invalid"
+    )
+    validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
+    schema.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
+    return parser
+
+
+def _print_warnings(loaded: LoadedSpec) -> None:
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
+
+
+def _validate(paths: Sequence[Path], quiet: bool) -> int:
+    status = EXIT_OK
+    for path in paths:
+        try:
+            loaded = load_spec_file(path)
+        except ConfigError as exc:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            status = EXIT_INVALID
+            continue
+        _print_warnings(loaded)
+        if not quiet:
+            spec = loaded.spec
+            print(
+                f"{path}: valid ({len(spec.providers)} providers, {len(spec.aliases)} aliases, "
+                f"{len(spec.clients)} clients, sha256 {loaded.sha256[:12]})"
+            )
+    return status
+
+
+def _schema(output: Path | None) -> int:
+    text = pool_json_schema_text()
+    if output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        config=args.config,
+        state_dir=args.state_dir,
+        listen=args.listen,
+        admin_listen=args.admin_listen,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+    try:
+        loaded = load_spec_file(settings.config)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_INVALID
+    _print_warnings(loaded)
+    spec = loaded.spec
+    print(
+        f"pooldaemon {__version__}: {settings.config} is valid "
+        f"({len(spec.providers)} providers, sha256 {loaded.sha256[:12]}).\n"
+        f"Serving is not built yet: the proxy on {settings.listen} and the admin API on "
+        f"{settings.admin_listen} arrive with the proxy and daemon work. Nothing is listening."
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pooldaemon`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return _validate(args.paths, args.quiet)
+        if args.command == "schema":
+            return _schema(args.output)
+        return _run(args)
+    except SettingsError as exc:
+        print(f"pooldaemon: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

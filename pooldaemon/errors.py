@@ -1,0 +1,61 @@
+"""The exception tree of pooldaemon.
+
+Every error the package raises on purpose derives from :class:`PoolError`, and
+each area's subclass also inherits the builtin that fits it, so callers may
+catch either::
+
+    PoolError
+    ├── ConfigError(PoolError, ValueError)     the YAML desired state is unusable
+    └── SettingsError(PoolError, ValueError)   process settings (env, flags) are unusable
+
+Lower libraries' exceptions (ruamel.yaml, pydantic) are translated into these
+at one boundary each, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["ConfigError", "Issue", "PoolError", "SettingsError"]
+
+
+class PoolError(Exception):
+    """Base of every error pooldaemon raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem (or warning) found in a config file, with its place.
+
+    ``line`` and ``column`` are 1-based; ``0`` means the problem has no place
+    in the file (it could not be read at all).
+    """
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        path = f" {self.path}:" if self.path else ""
+        level = " warning:" if self.severity == "warning" else ""
+        return f"{where}:{path}{level} {self.message}"
+
+
+class ConfigError(PoolError, ValueError):
+    """The YAML desired state could not be read, parsed or validated.
+
+    ``issues`` holds every problem found, each naming file, line and field.
+    """
+
+    def __init__(self, issues: list[Issue] | tuple[Issue, ...]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues) or "invalid config")
+
+
+class SettingsError(PoolError, ValueError):
+    """A process setting (environment variable or flag) is invalid."""
