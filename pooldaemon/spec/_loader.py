@@ -18,7 +18,6 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import ValidationError
-from ruamel.yaml.error import YAMLError
 
 from pooldaemon.errors import ConfigError, Issue
 from pooldaemon.spec._base import FieldProblems, Loc
@@ -81,9 +80,6 @@ def load_spec_bytes(
         raise ConfigError(
             [Issue(file, exc.mark.line, exc.mark.column, "", f"YAML syntax error: {exc.message}")]
         ) from exc
-    except YAMLError as exc:  # reader errors: characters YAML does not allow
-        line, col = _text_position(text, getattr(exc, "position", None))
-        raise ConfigError([Issue(file, line, col, "", f"YAML error: {exc}")]) from exc
     except RecursionError as exc:
         raise ConfigError([Issue(file, 1, 1, "", "YAML nested too deeply")]) from exc
     data = located.data
@@ -130,13 +126,6 @@ def _decode(raw: bytes, file: str) -> str:
                 )
             ]
         ) from None
-
-
-def _text_position(text: str, offset: object) -> tuple[int, int]:
-    if not isinstance(offset, int) or offset < 0:
-        return 1, 1
-    line = text.count("\n", 0, offset) + 1
-    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _validation_issues(

@@ -16,10 +16,12 @@ from pooldaemon.spec._types import (
     EnvName,
     Glob,
     HttpUrl,
+    Label,
     PositiveDuration,
     ProviderId,
     format_duration,
     parse_duration,
+    text_problem,
 )
 
 __all__ = [
@@ -81,10 +83,18 @@ class KeySpec(SpecModel):
     """Name of a systemd credential (LoadCredential=) in $CREDENTIALS_DIRECTORY."""
     value: StrictStr | None = Field(default=None, min_length=1, repr=False)
     """The key itself, sealed as ENC[...] (plain text works but is warned about)."""
-    label: StrictStr | None = Field(default=None, max_length=64)
+    label: Label | None = None
     """A name for this key in status and metrics (never the key itself)."""
     enabled: StrictBool = True
     """A disabled key stays in git but is never used."""
+
+    @field_validator("value")
+    @classmethod
+    def _printable_secret(cls, value: str | None) -> str | None:
+        # The message must never include the value itself.
+        if value is not None and (value != value.strip() or text_problem(value)):
+            raise ValueError("the key contains whitespace or control characters")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> Self:
@@ -117,7 +127,7 @@ class ModelSpec(SpecModel):
 
     id: StrictStr = Field(min_length=1, max_length=256, pattern=r"^\S+$")
     """The upstream model id, as the provider's API expects it."""
-    name: StrictStr | None = None
+    name: Label | None = None
     """Display name."""
     context_window: PosInt | None = None
     """Total tokens the model accepts (prompt plus output)."""
@@ -193,7 +203,7 @@ class ProviderSpec(SpecModel):
 
     id: ProviderId
     """Stable id: lower-case letters, digits, '-', '_'. Runtime state is keyed by it."""
-    name: StrictStr | None = Field(default=None, max_length=128)
+    name: Label | None = None
     """Display name."""
     format: Format = "openai"
     """Wire format the upstream speaks (auto: detect it)."""

@@ -7,6 +7,7 @@ on and whose JSON Schema lets editors check the value as it is typed.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ __all__ = [
     "EnvName",
     "Glob",
     "HttpUrl",
+    "Label",
     "Name",
     "PositiveDuration",
     "ProviderId",
@@ -25,6 +27,7 @@ __all__ = [
     "glob_problem",
     "parse_duration",
     "provider_id_problem",
+    "text_problem",
 ]
 
 _UNITS: tuple[tuple[str, timedelta], ...] = (
@@ -254,6 +257,38 @@ EnvName = Annotated[
     PlainValidator(_check_env_name),
     WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"}),
 ]
+
+
+# Bidirectional overrides/isolates can make a log line read differently from what it holds.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` is unfit to show in logs and status (control, line-break or bidi characters)."""
+    for ch in text:
+        if ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"contains the control character U+{ord(ch):04X}"
+    return None
+
+
+def _check_label(value: object) -> str:
+    text = _require_str(value, "text")
+    if not text.strip():
+        raise ValueError("must not be empty")
+    if len(text) > 128:
+        raise ValueError("is longer than 128 characters")
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+Label = Annotated[
+    str,
+    PlainValidator(_check_label),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128}),
+]
+"""Display text (names, labels): shown in logs and status, so one printable line."""
 
 
 def _require_str(value: Any, what: str) -> str:

@@ -78,7 +78,15 @@ def parse_yaml(text: str) -> Located:
         message = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise YamlSyntaxError(where, message or "invalid YAML") from exc
     except YAMLError as exc:
-        raise YamlSyntaxError(Mark(1, 1), str(exc).splitlines()[0]) from exc
+        # Reader errors (characters YAML does not allow) carry a character offset.
+        where = _offset_mark(text, getattr(exc, "position", None))
+        reason = getattr(exc, "reason", None)
+        character = getattr(exc, "character", None)
+        if isinstance(reason, str) and isinstance(character, int):
+            message = f"character U+{character:04X} is not allowed: {reason}"
+        else:
+            message = str(exc).splitlines()[0]
+        raise YamlSyntaxError(where, message) from exc
     if root is None:
         return Located(None, {(): Pos(None, Mark(1, 1))})
     walker = _Walker(yaml)
@@ -86,6 +94,12 @@ def parse_yaml(text: str) -> Located:
     walker.located.data = data
     walker.located.positions.setdefault((), Pos(None, _mark(root)))
     return walker.located
+
+
+def _offset_mark(text: str, offset: object) -> Mark:
+    if not isinstance(offset, int) or not 0 <= offset <= len(text):
+        return Mark(1, 1)
+    return Mark(text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1)
 
 
 class YamlSyntaxError(ValueError):
