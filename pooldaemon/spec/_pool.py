@@ -45,6 +45,11 @@ class RoutingSpec(SpecModel):
     """Keep a conversation (e.g. tool-call rounds) on the provider that served it."""
 
 
+def _check_initial_within_max(initial: timedelta, maximum: timedelta) -> None:
+    if initial > maximum:
+        raise FieldProblems([(("initial",), "initial is longer than max")])
+
+
 class TransientCooldownSpec(SpecModel):
     """Overrides for transient upstream errors (502/503): shorter, more forgiving."""
 
@@ -54,8 +59,7 @@ class TransientCooldownSpec(SpecModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.initial > self.max:
-            raise FieldProblems([(("initial",), "initial is longer than max")])
+        _check_initial_within_max(self.initial, self.max)
         return self
 
 
@@ -77,8 +81,7 @@ class CooldownSpec(SpecModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
-        if self.initial > self.max:
-            raise FieldProblems([(("initial",), "initial is longer than max")])
+        _check_initial_within_max(self.initial, self.max)
         return self
 
 
