@@ -6,7 +6,12 @@ catch either::
 
     PoolError
     ├── ConfigError(PoolError, ValueError)     the YAML desired state is unusable
-    └── SettingsError(PoolError, ValueError)   process settings (env, flags) are unusable
+    ├── SettingsError(PoolError, ValueError)   process settings (env, flags) are unusable
+    ├── StoreError(PoolError, OSError)         the usage store (SQLite) cannot be used
+    └── RoutingError(PoolError)                no provider can take a request
+        ├── UnknownModelError(RoutingError, LookupError)   nothing serves that model name
+        ├── NoCandidateError(RoutingError)                 every provider was left out
+        └── BudgetExceededError(RoutingError)              the client is over its budget
 
 Lower libraries' exceptions (ruamel.yaml, pydantic) are translated into these
 at one boundary each, with ``raise ... from exc``.
@@ -17,7 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ConfigError", "Issue", "PoolError", "SettingsError"]
+__all__ = [
+    "BudgetExceededError",
+    "ConfigError",
+    "Issue",
+    "NoCandidateError",
+    "PoolError",
+    "RoutingError",
+    "SettingsError",
+    "StoreError",
+    "UnknownModelError",
+]
 
 
 class PoolError(Exception):
@@ -59,3 +74,29 @@ class ConfigError(PoolError, ValueError):
 
 class SettingsError(PoolError, ValueError):
     """A process setting (environment variable or flag) is invalid."""
+
+
+class StoreError(PoolError, OSError):
+    """The usage store cannot be opened, written or read."""
+
+
+class RoutingError(PoolError):
+    """No provider can take a request."""
+
+
+class UnknownModelError(RoutingError, LookupError):
+    """No provider serves the requested model name; ``suggestions`` are the closest names."""
+
+    def __init__(self, model: str, suggestions: tuple[str, ...]) -> None:
+        self.model = model
+        self.suggestions = suggestions
+        hint = f"; closest: {', '.join(suggestions)}" if suggestions else ""
+        super().__init__(f"no provider serves model {model!r}{hint}")
+
+
+class NoCandidateError(RoutingError):
+    """Every provider that serves the model was left out (the decision says why)."""
+
+
+class BudgetExceededError(RoutingError):
+    """The client has spent its budget for the period."""
