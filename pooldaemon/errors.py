@@ -8,6 +8,7 @@ catch either::
     ├── ConfigError(PoolError, ValueError)     the YAML desired state is unusable
     ├── SettingsError(PoolError, ValueError)   process settings (env, flags) are unusable
     ├── StoreError(PoolError, OSError)         the usage store (SQLite) cannot be used
+    ├── BuiltinTableError(PoolError, ValueError)  the packaged model table is malformed
     └── RoutingError(PoolError)                no provider can take a request
         ├── UnknownModelError(RoutingError, LookupError)   nothing serves that model name
         ├── NoCandidateError(RoutingError)                 every provider was left out
@@ -24,6 +25,7 @@ from typing import Literal
 
 __all__ = [
     "BudgetExceededError",
+    "BuiltinTableError",
     "ConfigError",
     "Issue",
     "NoCandidateError",
@@ -100,3 +102,7 @@ class NoCandidateError(RoutingError):
 
 class BudgetExceededError(RoutingError):
     """The client has spent its budget for the period."""
+
+
+class BuiltinTableError(PoolError, ValueError):
+    """The built-in model table (``models.json``) is malformed; the message names the entry."""

@@ -31,7 +31,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final, NoReturn
 
-from pooldaemon.errors import PoolError
+from pooldaemon.errors import BuiltinTableError
 from pooldaemon.pool._price import Price, PriceQuote
 
 __all__ = [
@@ -91,10 +91,6 @@ _SUFFIX: Final = re.compile(
     r"|-latest|-preview)$"
 )
 _MAX_SUFFIXES: Final = 4
-
-
-class BuiltinTableError(PoolError, ValueError):
-    """The built-in model table (``models.json``) is malformed; the message names the entry."""
 
 
 @dataclass(frozen=True, slots=True)

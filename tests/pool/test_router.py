@@ -322,5 +322,8 @@ def test_router_never_returns_a_provider_it_must_leave_out(
     if snap.spec.routing.strategy == "priority" and request.client is None:
         priorities = [snap.by_id[p].spec.priority for p in chosen]
         assert priorities == sorted(priorities, reverse=True)
+    if snap.spec.routing.strategy == "cost":
+        costs = [c.score for c in decision.candidates]
+        assert costs == sorted(costs)  # the cheapest first
     if decision.retry_after is not None:
         assert decision.candidates == () and decision.retry_after >= 0
