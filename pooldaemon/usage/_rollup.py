@@ -1,0 +1,126 @@
+"""The daily rollup: per (UTC day, provider, model, client) totals and a latency histogram.
+
+Summaries over long ranges read whole days from ``usage_daily`` (one row per
+day and combination, however many requests) and only the partial days at the
+ends from the raw ``usage`` rows, so a 90-day summary over a million records
+reads a few thousand rows instead of a million. The rollup is kept in the same
+transaction as the raw rows it sums: added to on every flush, rebuilt from the
+raw rows for the days that ``prune`` or ``recalculate_costs`` touch.
+
+A record's day is ``CAST(ts / 86400 AS INTEGER)`` everywhere (:func:`day_of`
+here: the same IEEE division, truncated). From 1970 to 2500 it equals
+``floor(ts / 86400)`` even one ulp before midnight (tested), so raw pieces cut
+at midnight and rollup days never overlap nor leave a gap.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pooldaemon.usage._histogram import merge_packed, pack, to_blob
+
+__all__ = [
+    "DAY_S",
+    "DAY_SQL",
+    "Split",
+    "day_of",
+    "rebuild_days",
+    "register",
+    "roll_up_after",
+    "split",
+]
+
+DAY_S = 86400
+DAY_SQL = f"CAST(ts / {DAY_S} AS INTEGER)"
+
+_SUMS = (
+    "requests",
+    "successes",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+)
+_ROLL_UP = f"""
+INSERT INTO usage_daily (day, provider, model, client, {", ".join(_SUMS)},
+                         first_ts, last_ts, histogram)
+SELECT {DAY_SQL}, provider, model, COALESCE(client, ''), COUNT(*), SUM(outcome = 'success'),
+       SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
+       SUM(reasoning_tokens), TOTAL(cost_usd), MIN(ts), MAX(ts), usage_histogram(latency_bucket)
+FROM usage WHERE {{where}} GROUP BY 1, 2, 3, 4
+ON CONFLICT (day, provider, model, client) DO UPDATE SET
+    {", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)},
+    first_ts = MIN(first_ts, excluded.first_ts),
+    last_ts = MAX(last_ts, excluded.last_ts),
+    histogram = usage_histogram_merge(histogram, excluded.histogram)
+"""
+
+
+def day_of(ts: float) -> int:
+    """The UTC day number of a timestamp, as SQL's :data:`DAY_SQL` computes it."""
+    return int(ts / DAY_S)
+
+
+class _HistogramAggregate:
+    """``usage_histogram(latency_bucket)``: the packed histogram of a group's buckets."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+
+    def step(self, index: int) -> None:
+        self._counts[index] = self._counts.get(index, 0) + 1
+
+    def finalize(self) -> bytes:
+        return to_blob(pack(self._counts))
+
+
+def register(conn: sqlite3.Connection) -> None:
+    """Define the SQL functions the rollup statements use, on a writing connection."""
+    # typeshed has finalize() return int only; SQLite takes any SQL value (bytes here).
+    conn.create_aggregate("usage_histogram", 1, _HistogramAggregate)  # type: ignore[arg-type]
+    conn.create_function("usage_histogram_merge", 2, merge_packed, deterministic=True)
+
+
+def roll_up_after(conn: sqlite3.Connection, last_id: int) -> None:
+    """Add the raw rows with ``id > last_id`` (the ones just inserted) to the rollup."""
+    conn.execute(_ROLL_UP.format(where="id > ?"), (last_id,))
+
+
+def rebuild_days(conn: sqlite3.Connection, days: Iterable[int]) -> None:
+    """Recompute the rollup of ``days`` from the raw rows (inside the caller's transaction)."""
+    # The ts range lets the index narrow the scan; the day test is the exact one.
+    where = f"ts >= ? AND ts < ? AND {DAY_SQL} = ?"
+    for day in sorted(set(days)):
+        conn.execute("DELETE FROM usage_daily WHERE day = ?", (day,))
+        conn.execute(_ROLL_UP.format(where=where), ((day - 1) * DAY_S, (day + 2) * DAY_S, day))
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A time range as whole days (from the rollup) and raw ``[start, end)`` pieces."""
+
+    first_day: int | None
+    end_day: int | None
+    raw: tuple[tuple[float, float], ...]
+
+
+def split(since: float, until: float) -> Split:
+    """Split ``since <= ts < until`` (``until`` may be ``inf``) into whole days and the rest."""
+    if until <= since:
+        return Split(None, None, ())
+    first = math.ceil(since / DAY_S)
+    if math.isinf(until):
+        return Split(first, None, _nonempty((since, first * DAY_S)))
+    end = math.floor(until / DAY_S)
+    if first >= end:
+        return Split(None, None, ((since, until),))
+    return Split(first, end, _nonempty((since, first * DAY_S), (end * DAY_S, until)))
+
+
+def _nonempty(*pieces: tuple[float, float]) -> tuple[tuple[float, float], ...]:
+    return tuple(p for p in pieces if p[0] < p[1])

@@ -1,0 +1,186 @@
+"""The store's lifecycle: buffering, flushing, durability, files and errors."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from pooldaemon.errors import PoolError, StoreError
+from pooldaemon.usage import UsageStore
+
+from .conftest import DAY, DAY0, record, row_count, wait_until
+
+
+def test_records_round_trip(store: UsageStore) -> None:
+    first = record(request_id="a", ts=DAY0 + 1.25, client=None, ttfb_ms=None)
+    second = record(request_id="b", ts=DAY0 + 2.5, outcome="rate_limit", latency_ms=12.0)
+    store.add(first)
+    store.add(second)
+    assert store.flush() == 2
+    assert store.flush() == 0
+    assert store.records(DAY0, DAY0 + DAY) == [second, first]
+    assert store.records(DAY0, DAY0 + DAY, limit=1) == [second]
+    assert store.records(DAY0 + 2, DAY0 + 3) == [second]
+
+
+def test_buffered_records_are_on_disk_after_close(db_path: Path) -> None:
+    store = UsageStore(db_path, flush_interval=3600, flush_max=10**9)
+    for i in range(25):
+        store.add(record(request_id=f"r{i}"))
+    assert row_count(db_path) == 0
+    store.close()
+    assert row_count(db_path) == 25
+
+
+def test_flushes_when_flush_max_records_wait(db_path: Path) -> None:
+    with UsageStore(db_path, flush_interval=3600, flush_max=10) as store:
+        for i in range(9):
+            store.add(record(request_id=f"r{i}"))
+        assert row_count(db_path) == 0
+        store.add(record(request_id="r9"))
+        wait_until(lambda: row_count(db_path) == 10)
+
+
+def test_flushes_every_flush_interval(db_path: Path) -> None:
+    with UsageStore(db_path, flush_interval=0.05, flush_max=10**9) as store:
+        store.add(record(request_id="a"))
+        wait_until(lambda: row_count(db_path) == 1)
+        store.add(record(request_id="b"))
+        wait_until(lambda: row_count(db_path) == 2)
+
+
+def test_concurrent_adds_lose_nothing(db_path: Path) -> None:
+    threads, per_thread = 8, 400
+    start = threading.Barrier(threads)
+
+    with UsageStore(db_path, flush_interval=0.01, flush_max=50) as store:
+
+        def worker(n: int) -> None:
+            start.wait()
+            for i in range(per_thread):
+                store.add(record(request_id=f"t{n}-{i}", ts=DAY0 + i))
+
+        pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+
+    with sqlite3.connect(db_path) as conn:
+        ids = [row[0] for row in conn.execute("SELECT request_id FROM usage")]
+    conn.close()
+    assert len(ids) == threads * per_thread
+    assert set(ids) == {f"t{n}-{i}" for n in range(threads) for i in range(per_thread)}
+    with UsageStore(db_path) as reopened:
+        assert reopened.total(DAY0, DAY0 + DAY).requests == threads * per_thread
+
+
+def test_reads_run_beside_an_open_write_transaction(store: UsageStore, db_path: Path) -> None:
+    store.add(record())
+    store.flush()
+    other = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("DELETE FROM usage")
+        assert store.total(DAY0, DAY0 + DAY).requests == 1  # WAL: not blocked
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+
+
+def test_file_modes_and_journal_mode_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "usage.sqlite3"
+    old = os.umask(0)
+    try:
+        with UsageStore(path) as store:
+            store.add(record())
+            store.flush()
+            for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                assert stat.S_IMODE(name.stat().st_mode) == 0o600, name
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    conn.close()
+
+
+def test_existing_directory_keeps_its_mode(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    with UsageStore(tmp_path / "usage.sqlite3"):
+        pass
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+
+
+def test_close_is_idempotent_and_ends_use(db_path: Path) -> None:
+    store = UsageStore(db_path)
+    store.add(record())
+    store.close()
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.add(record())
+    with pytest.raises(StoreError, match="closed"):
+        store.total(DAY0, DAY0 + DAY)
+    with pytest.raises(StoreError, match="closed"):
+        store.prune(DAY0)
+    assert row_count(db_path) == 1
+
+
+def test_writer_thread_is_joined_on_close(db_path: Path) -> None:
+    before = {t.name for t in threading.enumerate()}
+    with UsageStore(db_path):
+        assert any(t.name.startswith("usage-writer") for t in threading.enumerate())
+    assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_parent_that_is_a_file_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    path = blocker / "usage.sqlite3"
+    with pytest.raises(StoreError, match=str(path)) as info:
+        UsageStore(path)
+    assert isinstance(info.value, PoolError)
+    assert isinstance(info.value, OSError)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_file_that_is_not_a_database_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    path.write_bytes(b"this is not SQLite " * 400)
+    with pytest.raises(StoreError, match=str(path)) as info:
+        UsageStore(path)
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_path_that_is_a_directory_raises_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=str(tmp_path)):
+        UsageStore(tmp_path)
+
+
+def test_newer_schema_raises_store_error(db_path: Path) -> None:
+    UsageStore(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA user_version=99")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        UsageStore(db_path)
+
+
+def test_reopening_keeps_records(db_path: Path) -> None:
+    with UsageStore(db_path) as store:
+        store.add(record(request_id="kept"))
+    with UsageStore(db_path) as store:
+        assert [r.request_id for r in store.records(0, DAY0 + DAY)] == ["kept"]
+
+
+def test_invalid_settings_are_rejected(db_path: Path) -> None:
+    with pytest.raises(ValueError, match="flush_max"):
+        UsageStore(db_path, flush_max=0)
