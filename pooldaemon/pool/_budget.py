@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import calendar
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 from pooldaemon.spec import BudgetSpec
 
-__all__ = ["Scope", "SpendLedger", "SpendTotals", "budget_problem", "period_keys"]
+__all__ = [
+    "Scope",
+    "SpendLedger",
+    "SpendTotals",
+    "budget_problem",
+    "period_keys",
+    "period_starts",
+]
 
 Scope = Literal["provider", "client"]
 
@@ -24,6 +32,14 @@ def period_keys(wall: float) -> tuple[str, str]:
     """UTC day and month of a unix time: ('2026-11-21', '2026-11')."""
     day = time.strftime("%Y-%m-%d", time.gmtime(wall))
     return day, day[:7]
+
+
+def period_starts(wall: float) -> tuple[float, float]:
+    """Unix times at which the UTC day and the UTC month containing ``wall`` began."""
+    t = time.gmtime(wall)
+    day = float(calendar.timegm((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0)))
+    month = float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
+    return day, month
 
 
 def budget_problem(budget: BudgetSpec | None, spent: SpendTotals, *, free: bool) -> str | None:

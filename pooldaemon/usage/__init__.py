@@ -6,7 +6,16 @@ provider, model, client or day, totals, budget spend) run beside it.
 
 from __future__ import annotations
 
+from pooldaemon.usage._pool import reprice, seed_ledger
 from pooldaemon.usage._records import GroupBy, Spend, UsageRecord, UsageSummary
 from pooldaemon.usage._store import UsageStore
 
-__all__ = ["GroupBy", "Spend", "UsageRecord", "UsageStore", "UsageSummary"]
+__all__ = [
+    "GroupBy",
+    "Spend",
+    "UsageRecord",
+    "UsageStore",
+    "UsageSummary",
+    "reprice",
+    "seed_ledger",
+]
