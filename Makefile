@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/pool.yaml
 
-.PHONY: run test lint typecheck pytest schema clean
+.PHONY: run test lint typecheck pytest schema bench-core clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -41,6 +41,11 @@ test: lint typecheck pytest
 
 schema: $(VENV)/.installed-run
 	$(BIN)/pooldaemon schema --output schemas/pool.schema.json
+
+# Micro-benchmarks of the pool core (route, snapshot build) and the usage store.
+bench-core: $(VENV)/.installed-run
+	$(BIN)/python bench/bench_route.py
+	$(BIN)/python bench/bench_usage.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
