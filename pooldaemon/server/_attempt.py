@@ -1,0 +1,227 @@
+"""One upstream attempt: send, then either answer the client or report a failure.
+
+Nothing reaches the client before the upstream has answered 200 and, for a
+stream, sent its first event: until then every failure can still fail over.
+Once a stream has started, a failure ends it with the inbound API's error
+event, never with a silent clean end.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
+from pooldaemon.server._replies import retry_after
+from pooldaemon.upstream._base import StreamWatch, WireFormat
+from pooldaemon.upstream._sse import SseSplitter
+
+__all__ = ["Failed", "Served", "Upstream", "send_plain", "send_stream"]
+
+_ERROR_BODY_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where and what one attempt sends."""
+
+    fmt: WireFormat
+    provider: ProviderView
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    wants_usage: bool
+    max_response_bytes: int
+    timeout: aiohttp.ClientTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The client got an answer (for a stream: possibly ended by an error event)."""
+
+    response: web.StreamResponse
+    usage: Usage
+    ttfb: float
+    broken: str | None = None  # the stream failed after it started
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Nothing was sent to the client; ``status``/``body`` are the upstream's, if any."""
+
+    failure: Failure
+    status: int | None = None
+    body: bytes = b""
+    content_type: str = "application/json"
+
+
+def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
+    spec = provider.spec
+    return aiohttp.ClientTimeout(
+        total=spec.timeout.total_seconds(),
+        sock_connect=spec.connect_timeout.total_seconds(),
+        sock_read=spec.first_byte_timeout.total_seconds(),
+    )
+
+
+def _ssl(provider: ProviderView) -> bool:
+    """True: verify certificates (the default); False only when the spec says so."""
+    return provider.spec.tls_verify
+
+
+async def _failed_from(resp: aiohttp.ClientResponse) -> Failed:
+    body = await resp.content.read(_ERROR_BODY_LIMIT)
+    text = body.decode("utf-8", "replace")
+    kind = classify(resp.status, text)
+    message = f"HTTP {resp.status}: {_error_message(text)}"
+    return Failed(
+        Failure(kind, message, retry_after(resp.headers)),
+        resp.status,
+        body,
+        resp.headers.get("Content-Type", "application/json"),
+    )
+
+
+def _error_message(text: str) -> str:
+    """The message of an upstream JSON error, else the start of the body."""
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        return text[:200].strip() or "no body"
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])[:300]
+    return text[:200]
+
+
+def _transport_failure(exc: BaseException) -> Failure:
+    if isinstance(exc, TimeoutError):
+        return Failure(FailureClass.timeout, "upstream timed out")
+    return Failure(FailureClass.transient, f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def send_plain(
+    session: aiohttp.ClientSession, up: Upstream, extra_headers: Mapping[str, str]
+) -> Served | Failed:
+    started = time.perf_counter()
+    try:
+        async with session.post(
+            up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
+        ) as resp:
+            ttfb = time.perf_counter() - started
+            if resp.status != 200:
+                return await _failed_from(resp)
+            raw = await resp.content.read(up.max_response_bytes + 1)
+            if len(raw) > up.max_response_bytes or not resp.content.at_eof():
+                return Failed(Failure(FailureClass.server, "answer larger than max_response_bytes"))
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return Failed(_transport_failure(exc))
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return Failed(Failure(FailureClass.server, "upstream answered with invalid JSON"))
+    if not isinstance(data, dict):
+        return Failed(Failure(FailureClass.server, "upstream answered with a non-object JSON"))
+    response = web.Response(
+        body=raw, status=200, content_type="application/json", headers=extra_headers
+    )
+    return Served(response, up.fmt.usage(data), ttfb)
+
+
+async def send_stream(
+    session: aiohttp.ClientSession,
+    up: Upstream,
+    request: web.Request,
+    extra_headers: Mapping[str, str],
+) -> Served | Failed:
+    started = time.perf_counter()
+    try:
+        resp = await session.post(
+            up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
+        )
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return Failed(_transport_failure(exc))
+    try:
+        if resp.status != 200:
+            return await _failed_from(resp)
+        splitter = SseSplitter()
+        watch = up.fmt.watch(up.wants_usage)
+        first = await _first_events(resp, splitter, watch)
+        if isinstance(first, Failed):
+            return first
+        ttfb = time.perf_counter() - started
+        out = web.StreamResponse(
+            status=200,
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                **extra_headers,
+            },
+        )
+        await out.prepare(request)
+        await out.write(first)
+        broken = await _relay(resp, splitter, watch, out)
+        if broken is not None and watch.error is None:
+            await out.write(up.fmt.stream_error(broken))
+        await out.write_eof()
+        return Served(out, watch.usage, ttfb, broken or watch.error)
+    finally:
+        resp.close()  # never keep a half-read connection; a no-op after a full read
+
+
+async def _first_events(
+    resp: aiohttp.ClientResponse, splitter: SseSplitter, watch: StreamWatch
+) -> bytes | Failed:
+    """Read until the first relayable event; a failure here can still fail over."""
+    try:
+        while True:
+            chunk = await resp.content.readany()
+            if not chunk:
+                return Failed(Failure(FailureClass.transient, "stream ended before any event"))
+            out = [b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b]
+            if watch.error is not None:
+                kind = classify(529 if "overload" in watch.error.lower() else 500, watch.error)
+                return Failed(Failure(kind, f"stream error: {watch.error}"))
+            if out:
+                return b"".join(out)
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        return Failed(_transport_failure(exc))
+
+
+async def _relay(
+    resp: aiohttp.ClientResponse,
+    splitter: SseSplitter,
+    watch: StreamWatch,
+    out: web.StreamResponse,
+) -> str | None:
+    """Relay the rest event by event; why it broke, or None for a normal end.
+
+    Upstream errors end the relay with a reason; a client that went away makes
+    ``out.write`` raise, which propagates and closes the upstream request.
+    """
+    while True:
+        try:
+            chunk = await resp.content.readany()
+            if not chunk:
+                break
+            data = [b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b]
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            return f"upstream connection broke: {type(exc).__name__}"
+        except TimeoutError:
+            return "upstream stopped sending (timeout)"
+        except ValueError as exc:
+            return f"upstream sent a malformed stream: {exc}"
+        if data:
+            await out.write(b"".join(data))
+    if watch.error is not None:
+        return watch.error
+    if not watch.done:
+        return "upstream stream ended before its end marker"
+    return None

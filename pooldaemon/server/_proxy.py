@@ -1,0 +1,306 @@
+"""The proxy handlers: authenticate, route, try candidates in order, record usage.
+
+One snapshot is read at the start of a request and used to its end, so a
+reload never changes a request half-way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from pooldaemon.errors import BudgetExceededError, UnknownModelError
+from pooldaemon.pool import (
+    Candidate,
+    Failure,
+    FailureClass,
+    RouteDecision,
+    RouteRequest,
+    SkipReason,
+    Usage,
+    cost_usd,
+    route,
+)
+from pooldaemon.server._attempt import Failed, Served, Upstream, send_plain, send_stream
+from pooldaemon.server._attempt import upstream_timeout as _timeout
+from pooldaemon.server._auth import AuthError, authenticate
+from pooldaemon.server._replies import Reply, error_response, redact, request_id
+from pooldaemon.server._state import PROXY_STATE, Applied, ProxyState
+from pooldaemon.spec import ClientSpec
+from pooldaemon.upstream._base import WireFormat
+from pooldaemon.usage import UsageRecord
+
+__all__ = ["proxy_handler"]
+
+_log = logging.getLogger("pooldaemon.proxy")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_ROTATE_KEY = (FailureClass.auth, FailureClass.rate_limit)
+
+
+@dataclass(slots=True)
+class _Context:
+    """One request as it goes through its attempts."""
+
+    state: ProxyState
+    applied: Applied
+    fmt: WireFormat
+    request: web.Request
+    request_id: str
+    client: ClientSpec | None
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    started: float = 0.0  # perf_counter at arrival
+    trace: list[str] = field(default_factory=list)
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+
+def proxy_handler(fmt: WireFormat) -> Handler:
+    """The aiohttp handler for clients speaking ``fmt``."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        state = request.app[PROXY_STATE]
+        rid = request_id(request.headers)
+        ctx: _Context | None = None
+        status = 500
+        try:
+            ctx = await _context(request, state, fmt, rid, started)
+            response = await _serve(ctx)
+            status = response.status
+            return response
+        except Reply as reply:
+            status = reply.status
+            headers = {"x-request-id": rid, **reply.headers}
+            return error_response(fmt, reply.status, reply.message, headers)
+        finally:
+            _log_request(ctx, rid, status, time.perf_counter() - started)
+
+    return handle
+
+
+async def _context(
+    request: web.Request, state: ProxyState, fmt: WireFormat, rid: str, started: float
+) -> _Context:
+    applied = state.applied
+    try:
+        client = authenticate(request.headers, applied.snapshot.spec)
+    except AuthError as exc:
+        raise Reply(401, str(exc)) from None
+    body = await _read_json(request, state.max_request_bytes)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise Reply(400, "'model' is required and must be a string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise Reply(400, "'stream' must be a boolean")
+    return _Context(state, applied, fmt, request, rid, client, body, model, stream, started)
+
+
+async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > limit:
+        raise Reply(413, f"request body is larger than {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise Reply(413, f"request body is larger than {limit} bytes")
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise Reply(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise Reply(400, "request body must be a JSON object")
+    return body
+
+
+def _decide(ctx: _Context) -> RouteDecision:
+    state, snapshot = ctx.state, ctx.applied.snapshot
+    sticky = ctx.request.headers.get("x-pooldaemon-provider")
+    request = RouteRequest(
+        model=ctx.model,
+        capabilities=ctx.fmt.capabilities(ctx.body),
+        client=ctx.client.name if ctx.client else None,
+        preferred_provider=sticky if snapshot.spec.routing.sticky else None,
+        input_tokens=(ctx.request.content_length or 0) // 4,
+        stream=ctx.stream,
+    )
+    try:
+        return route(request, snapshot, state.runtime, state.clock(), state.wall())
+    except UnknownModelError as exc:
+        raise Reply(404, str(exc)) from None
+    except BudgetExceededError as exc:
+        raise Reply(429, str(exc)) from None
+
+
+def _no_candidate(decision: RouteDecision) -> Reply:
+    reasons = {s.reason for s in decision.skipped}
+    why = "; ".join(f"{s.provider}: {s.reason}{f' ({s.detail})' if s.detail else ''}"
+                    for s in decision.skipped)  # fmt: skip
+    if decision.retry_after is not None:
+        wait = max(1, round(decision.retry_after + 0.5))
+        return Reply(503, f"every provider for {decision.model!r} is cooling down; {why}",
+                     {"Retry-After": str(wait)})  # fmt: skip
+    if reasons == {SkipReason.client_not_allowed}:
+        return Reply(403, f"this client may not use {decision.model!r}")
+    return Reply(503, f"no provider can take {decision.model!r} now: {why}")
+
+
+async def _serve(ctx: _Context) -> web.StreamResponse:
+    decision = _decide(ctx)
+    queue = list(decision.attempts)
+    if not queue:
+        raise _no_candidate(decision)
+    state, runtime = ctx.state, ctx.state.runtime
+    tried_keys: dict[str, set[str]] = {}
+    last: Failed | None = None
+    while queue and ctx.attempts < decision.max_attempts:
+        candidate = queue.pop(0)
+        provider = ctx.applied.snapshot.by_id[candidate.provider]
+        key = runtime.pick_key(provider, state.clock()) if provider.keys else None
+        if provider.keys and (key is None or key.key_id in tried_keys.get(provider.id, set())):
+            ctx.trace.append(f"{provider.id}:no_key")
+            continue
+        secret = ctx.applied.secrets.get(key.key_id) if key else None
+        if key is not None and secret is None:
+            ctx.trace.append(f"{provider.id}:key_unresolved")
+            continue
+        if key is not None:
+            tried_keys.setdefault(provider.id, set()).add(key.key_id)
+        if candidate.half_open:
+            runtime.begin_probe(provider.id, state.clock())
+        ctx.attempts += 1
+        result = await _attempt(ctx, candidate, secret)
+        if isinstance(result, Served):
+            _record(ctx, candidate, key.key_id if key else "", result)
+            return result.response
+        last = result
+        failure = result.failure
+        runtime.record_failure(
+            provider, failure, state.clock(), key_id=key.key_id if key else None,
+            model=candidate.model,
+        )  # fmt: skip
+        ctx.trace.append(f"{provider.id}:{failure.kind}")
+        if not failure.kind.fails_over:
+            return _relay_error(ctx, result)
+        if failure.kind in _ROTATE_KEY and len(provider.keys) > 1:
+            queue.insert(0, candidate)  # the same provider with its next key
+    raise _exhausted(ctx, last)
+
+
+async def _attempt(ctx: _Context, candidate: Candidate, secret: str | None) -> Served | Failed:
+    state = ctx.state
+    provider = ctx.applied.snapshot.by_id[candidate.provider]
+    body, wants_usage = ctx.fmt.prepare(ctx.body, candidate.model, provider)
+    up = Upstream(
+        fmt=ctx.fmt,
+        provider=provider,
+        url=ctx.fmt.url(provider, candidate.model, ctx.stream),
+        headers=ctx.fmt.headers(provider, secret, ctx.request.headers),
+        body=json.dumps(body).encode(),
+        wants_usage=wants_usage,
+        max_response_bytes=state.max_response_bytes,
+        timeout=_timeout(provider),
+    )
+    headers = {
+        "x-pooldaemon-provider": provider.id,
+        "x-pooldaemon-attempts": str(ctx.attempts),
+        "x-request-id": ctx.request_id,
+    }
+    session = state.session
+    assert session is not None, "the proxy app's client session is opened by its cleanup_ctx"
+    if ctx.stream:
+        return await send_stream(session, up, ctx.request, headers)
+    return await send_plain(session, up, headers)
+
+
+def _relay_error(ctx: _Context, failed: Failed) -> web.Response:
+    """A client error (400 and such): the upstream's answer, as it is (same format)."""
+    status = failed.status or 400
+    body = redact(failed.body.decode("utf-8", "replace"), ctx.applied.secrets.values())
+    return web.Response(
+        text=body,
+        status=status,
+        content_type="application/json",
+        headers={"x-request-id": ctx.request_id, "x-pooldaemon-attempts": str(ctx.attempts)},
+    )
+
+
+def _exhausted(ctx: _Context, last: Failed | None) -> Reply:
+    trace = " -> ".join(ctx.trace) or "nothing tried"
+    headers = {"x-pooldaemon-attempts": str(ctx.attempts)}
+    if last is None:
+        return Reply(503, f"no provider could be tried ({trace})", headers)
+    message = redact(last.failure.message, ctx.applied.secrets.values())
+    text = f"all attempts failed ({trace}); last: {message}"
+    kind = last.failure.kind
+    if kind is FailureClass.rate_limit:
+        if last.failure.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(last.failure.retry_after + 0.5)))
+        return Reply(429, text, headers)
+    if kind is FailureClass.timeout:
+        return Reply(504, text, headers)
+    return Reply(502, text, headers)
+
+
+def _record(ctx: _Context, candidate: Candidate, key_id: str, served: Served) -> None:
+    state, runtime = ctx.state, ctx.state.runtime
+    now = state.clock()
+    provider_id = candidate.provider
+    latency = time.perf_counter() - ctx.started
+    if served.broken is None:
+        runtime.record_success(
+            provider_id, now, key_id=key_id or None, latency=latency, ttfb=served.ttfb
+        )
+    else:
+        failure = Failure(FailureClass.transient, served.broken)
+        provider = ctx.applied.snapshot.by_id[provider_id]
+        runtime.record_failure(provider, failure, now, key_id=key_id or None)
+    ctx.trace.append(f"{provider_id}:{'ok' if served.broken is None else 'broken'}")
+    quote = (
+        candidate.target.quote
+        if candidate.target
+        else ctx.applied.snapshot.quote(provider_id, candidate.model)
+    )
+    usage = served.usage
+    cost = cost_usd(usage, quote.price) if usage.total or quote.price.per_request else 0.0
+    wall = state.wall()
+    runtime.ledger.add("provider", provider_id, cost, usage.total, wall)
+    if ctx.client is not None:
+        runtime.ledger.add("client", ctx.client.name, cost, usage.total, wall)
+    if state.store is not None:
+        state.store.add(
+            UsageRecord(
+                ts=wall,
+                request_id=ctx.request_id,
+                provider=provider_id,
+                model=candidate.model,
+                key_id=key_id,
+                client=ctx.client.name if ctx.client else None,
+                usage=usage,
+                latency_ms=latency * 1000,
+                ttfb_ms=served.ttfb * 1000,
+                outcome="success" if served.broken is None else "broken_stream",
+                cost_usd=cost,
+                pricing_source=quote.source,
+            )
+        )
+    ctx.usage = usage
+
+
+def _log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:
+    if ctx is None:
+        _log.info("request_id=%s status=%d latency_ms=%.1f", rid, status, elapsed * 1000)
+        return
+    usage = ctx.usage
+    _log.info(
+        "request_id=%s client=%s model=%s stream=%s status=%d attempts=%d trace=%s "
+        "latency_ms=%.1f input=%d output=%d",
+        rid, ctx.client.name if ctx.client else "-", ctx.model, ctx.stream, status,
+        ctx.attempts, " -> ".join(ctx.trace) or "-", elapsed * 1000, usage.input, usage.output,
+    )  # fmt: skip

@@ -1,0 +1,75 @@
+"""Small helpers of the proxy: error replies, Retry-After, redaction, request ids."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+
+from aiohttp import web
+
+from pooldaemon.upstream._base import WireFormat
+
+__all__ = ["Reply", "error_response", "redact", "request_id", "retry_after"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class Reply(Exception):
+    """Stop handling and answer with this error, in the inbound API's shape."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    fmt: WireFormat, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(fmt.error_body(status, message), status=status, headers=headers)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every known secret replaced by its display form (first 8 ... last 4)."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, display_hash(secret))
+    return text
+
+
+def display_hash(secret: str) -> str:
+    """The original package's ``HashAPIKey``: first 8 + '...' + last 4 characters."""
+    if len(secret) <= 16:
+        return "..." + secret[-2:] if len(secret) > 4 else "..."
+    return f"{secret[:8]}...{secret[-4:]}"
+
+
+def request_id(headers: Mapping[str, str]) -> str:
+    given = headers.get("x-request-id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]

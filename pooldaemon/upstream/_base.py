@@ -1,0 +1,56 @@
+"""The small interface every wire format implements.
+
+A format module knows its endpoint URL and auth headers, how to prepare a
+request body for an upstream of its own format (the pass-through fast path:
+model rewritten, provider defaults applied), how to read usage from a response
+and from a stream as it passes, and how to write errors in its own shape for
+clients that speak it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from pooldaemon.pool import ProviderView, Usage
+from pooldaemon.upstream._sse import SseEvent
+
+__all__ = ["StreamWatch", "WireFormat"]
+
+Json = dict[str, Any]
+
+
+class StreamWatch(Protocol):
+    """Follows one relayed stream event by event."""
+
+    usage: Usage
+    done: bool  # the stream's normal end was seen
+    error: str | None  # the upstream sent an error event
+
+    def relay(self, event: SseEvent) -> bytes | None:
+        """The bytes to send on for ``event`` (None: drop it)."""
+        ...
+
+
+class WireFormat(Protocol):
+    name: str
+
+    def url(self, provider: ProviderView, model: str, stream: bool) -> str: ...
+
+    def headers(
+        self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
+    ) -> dict[str, str]: ...
+
+    def prepare(self, body: Json, model: str, provider: ProviderView) -> tuple[Json, bool]:
+        """The upstream body, and whether the client asked for usage in its stream."""
+        ...
+
+    def capabilities(self, body: Json) -> frozenset[str]: ...
+
+    def usage(self, body: Mapping[str, Any]) -> Usage: ...
+
+    def watch(self, client_wants_usage: bool) -> StreamWatch: ...
+
+    def error_body(self, status: int, message: str) -> Json: ...
+
+    def stream_error(self, message: str) -> bytes: ...

@@ -1,0 +1,78 @@
+"""Incremental Server-Sent Events framing: bytes as they arrive -> whole events.
+
+Events are kept as their raw bytes (so a pass-through relays them unchanged)
+with the ``event:`` name and the joined ``data:`` payload parsed out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["SseEvent", "SseSplitter", "encode_event"]
+
+_MAX_EVENT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SseEvent:
+    raw: bytes  # the event as received, with its terminating blank line
+    event: str  # the ``event:`` field, "" when absent
+    data: bytes  # the ``data:`` lines joined by newlines
+
+
+class SseSplitter:
+    """Feed chunks, get complete events; tolerates CRLF and LF line endings."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        events: list[SseEvent] = []
+        start = 0
+        while True:
+            end = buffer.find(b"\n\n", start)
+            if end < 0:
+                break
+            block = buffer[start : end + 2]
+            start = end + 2
+            parsed = _parse(block)
+            if parsed is not None:
+                events.append(parsed)
+        self._buffer = buffer[start:]
+        if len(self._buffer) > _MAX_EVENT:
+            raise ValueError("an SSE event is larger than 16 MiB")
+        return events
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes of an event not yet terminated (at the end of a stream: a broken event)."""
+        return self._buffer
+
+
+def _parse(block: bytes) -> SseEvent | None:
+    event = ""
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        name, _, value = line.partition(b":")
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace")
+    if not data and not event:
+        return None  # a comment or keep-alive
+    return SseEvent(block, event, b"\n".join(data))
+
+
+def encode_event(data: bytes, event: str | None = None) -> bytes:
+    """One SSE event: ``event:`` line (when named) and ``data:``, blank-line terminated."""
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + data + b"\n\n"

@@ -1,0 +1,148 @@
+"""Anthropic Messages (``POST {base_url}/v1/messages``; ``x-api-key``, ``anthropic-version``).
+
+Streams are SSE with an ``event:`` line per event: ``message_start`` (input
+usage), ``content_block_*``, ``message_delta`` (cumulative output usage),
+``message_stop``; errors arrive as ``event: error``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pooldaemon.pool import ProviderView, Usage, usage_from_anthropic
+from pooldaemon.upstream._sse import SseEvent, encode_event
+from pooldaemon.upstream.openai import apply_params
+
+__all__ = ["ANTHROPIC", "DEFAULT_MAX_TOKENS", "DEFAULT_VERSION"]
+
+Json = dict[str, Any]
+DEFAULT_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+_FORWARDED = ("anthropic-beta",)  # client headers that change what the API does
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def messages_url(base_url: str) -> str:
+    base = base_url.removesuffix("/v1")  # a redundant version segment is tolerated
+    return f"{base}/v1/messages"
+
+
+class _AnthropicWatch:
+    __slots__ = ("done", "error", "usage")
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.done = False
+        self.error: str | None = None
+
+    def relay(self, event: SseEvent) -> bytes | None:
+        kind = event.event
+        if kind == "message_stop":
+            self.done = True
+        elif kind in ("message_start", "message_delta", "error"):
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                return event.raw
+            if not isinstance(data, dict):
+                return event.raw
+            if kind == "error":
+                err = data.get("error")
+                self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            elif kind == "message_start":
+                message = data.get("message")
+                usage = message.get("usage") if isinstance(message, dict) else None
+                self.usage = usage_from_anthropic(usage if isinstance(usage, dict) else None)
+            else:
+                self.usage = _merge_delta(self.usage, data.get("usage"))
+        return event.raw
+
+
+def _merge_delta(start: Usage, delta: object) -> Usage:
+    """``message_delta`` usage is cumulative; input counts appear there only sometimes."""
+    if not isinstance(delta, dict):
+        return start
+    seen = usage_from_anthropic(delta)
+    return Usage(
+        input=seen.input or start.input,
+        output=seen.output,
+        cache_read=seen.cache_read or start.cache_read,
+        cache_write=seen.cache_write or start.cache_write,
+    )
+
+
+class AnthropicFormat:
+    name = "anthropic"
+
+    def url(self, provider: ProviderView, model: str, stream: bool) -> str:
+        return messages_url(provider.spec.base_url or "")
+
+    def headers(
+        self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
+    ) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "anthropic-version": provider.spec.api_version or DEFAULT_VERSION,
+            **provider.spec.headers,
+        }
+        for name in _FORWARDED:
+            if name in inbound:
+                headers[name] = inbound[name]
+        if key:
+            headers["x-api-key"] = key
+        return headers
+
+    def prepare(self, body: Json, model: str, provider: ProviderView) -> tuple[Json, bool]:
+        out = dict(body)
+        out["model"] = model
+        apply_params(out, provider, max_tokens_field="max_tokens")
+        out.pop("frequency_penalty", None)  # not in the Messages API
+        out.pop("presence_penalty", None)
+        if "max_tokens" not in out:
+            info = provider.models.get(model)
+            out["max_tokens"] = (info.max_output if info else None) or DEFAULT_MAX_TOKENS
+        return out, True
+
+    def capabilities(self, body: Json) -> frozenset[str]:
+        caps: set[str] = set()
+        if body.get("tools"):
+            caps.add("tools")
+        if isinstance(body.get("thinking"), dict):
+            caps.add("thinking")
+        for message in body.get("messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(
+                isinstance(p, dict) and p.get("type") == "image" for p in content
+            ):
+                caps.add("vision")
+                break
+        return frozenset(caps)
+
+    def usage(self, body: Mapping[str, Any]) -> Usage:
+        usage = body.get("usage")
+        return usage_from_anthropic(usage if isinstance(usage, dict) else None)
+
+    def watch(self, client_wants_usage: bool) -> _AnthropicWatch:
+        return _AnthropicWatch()
+
+    def error_body(self, status: int, message: str) -> Json:
+        kind = _ERROR_TYPES.get(status, "api_error")
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+    def stream_error(self, message: str) -> bytes:
+        payload = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return encode_event(json.dumps(payload).encode(), "error")
+
+
+ANTHROPIC = AnthropicFormat()

@@ -1,0 +1,143 @@
+"""OpenAI Chat Completions (``POST {base_url}/chat/completions``), and its relays.
+
+Used by OpenAI, OpenRouter, DeepSeek, LM Studio, vLLM and most relays. Streams
+are SSE ``data:`` chunks ending with ``data: [DONE]``; usage comes in a last
+chunk with empty ``choices`` when ``stream_options.include_usage`` is set,
+which the proxy always asks for and strips when the client did not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pooldaemon.pool import ProviderView, Usage, usage_from_openai
+from pooldaemon.upstream._sse import SseEvent, encode_event
+
+__all__ = ["OPENAI"]
+
+Json = dict[str, Any]
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+}
+
+
+def apply_params(body: Json, provider: ProviderView, *, max_tokens_field: str) -> None:
+    """Provider ``model_params`` fill in what the client did not set."""
+    params = provider.spec.model_params
+    if params is None:
+        return
+    for name in ("temperature", "top_p", "frequency_penalty", "presence_penalty"):
+        value = getattr(params, name)
+        if value is not None and name not in body:
+            body[name] = value
+    if params.max_tokens is not None and not any(
+        k in body for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
+    ):
+        body[max_tokens_field] = params.max_tokens
+
+
+class _OpenAIWatch:
+    __slots__ = ("client_wants_usage", "done", "error", "usage")
+
+    def __init__(self, client_wants_usage: bool) -> None:
+        self.client_wants_usage = client_wants_usage
+        self.usage = Usage()
+        self.done = False
+        self.error: str | None = None
+
+    def relay(self, event: SseEvent) -> bytes | None:
+        data = event.data
+        if data == b"[DONE]":
+            self.done = True
+            return event.raw
+        # Parse only the chunks that can matter: most are plain deltas.
+        if b'"usage"' not in data and b'"error"' not in data:
+            return event.raw
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return event.raw
+        if not isinstance(chunk, dict):
+            return event.raw
+        if chunk.get("error"):
+            err = chunk["error"]
+            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            return event.raw
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage_from_openai(usage)
+            if not self.client_wants_usage and not chunk.get("choices"):
+                return None  # the usage-only chunk we asked for on the client's behalf
+        return event.raw
+
+
+class OpenAIFormat:
+    name = "openai"
+
+    def url(self, provider: ProviderView, model: str, stream: bool) -> str:
+        return f"{provider.spec.base_url}/chat/completions"
+
+    def headers(
+        self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
+    ) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", **provider.spec.headers}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def prepare(self, body: Json, model: str, provider: ProviderView) -> tuple[Json, bool]:
+        out = dict(body)
+        out["model"] = model
+        apply_params(out, provider, max_tokens_field="max_tokens")
+        wants_usage = False
+        if out.get("stream"):
+            options = out.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            wants_usage = bool(options.get("include_usage"))
+            options["include_usage"] = True
+            out["stream_options"] = options
+        return out, wants_usage
+
+    def capabilities(self, body: Json) -> frozenset[str]:
+        caps: set[str] = set()
+        if body.get("tools") or body.get("functions"):
+            caps.add("tools")
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") in (
+            "json_object",
+            "json_schema",
+        ):
+            caps.add("json")
+        for message in body.get("messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, list) and any(
+                isinstance(p, dict) and p.get("type") == "image_url" for p in content
+            ):
+                caps.add("vision")
+                break
+        return frozenset(caps)
+
+    def usage(self, body: Mapping[str, Any]) -> Usage:
+        usage = body.get("usage")
+        return usage_from_openai(usage if isinstance(usage, dict) else None)
+
+    def watch(self, client_wants_usage: bool) -> _OpenAIWatch:
+        return _OpenAIWatch(client_wants_usage)
+
+    def error_body(self, status: int, message: str) -> Json:
+        kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+    def stream_error(self, message: str) -> bytes:
+        payload = {"error": {"message": message, "type": "upstream_error"}}
+        return encode_event(json.dumps(payload).encode())
+
+
+OPENAI = OpenAIFormat()
