@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from pooldaemon.pool import Runtime, Snapshot
+from pooldaemon.pool import CooldownPolicy, Runtime, Snapshot
 from pooldaemon.usage import UsageStore
 
 __all__ = ["PROXY_STATE", "Applied", "ProxyState"]
@@ -39,6 +39,7 @@ class ProxyState:
     ) -> None:
         self.applied = applied
         self.runtime = runtime or Runtime()
+        self.runtime.policy = CooldownPolicy.from_spec(applied.snapshot.spec.cooldown)
         self.store = store
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
@@ -48,6 +49,7 @@ class ProxyState:
 
     def apply(self, applied: Applied) -> None:
         """Serve a new snapshot from the next request on (requests in flight keep theirs)."""
+        self.runtime.policy = CooldownPolicy.from_spec(applied.snapshot.spec.cooldown)
         self.applied = applied
 
 
