@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pooldaemon import __version__
-from pooldaemon.errors import ConfigError, SettingsError
+from pooldaemon.errors import ConfigError, SettingsError, StoreError
+from pooldaemon.logs import configure_logging
+from pooldaemon.server._serve import serve_proxy
 from pooldaemon.settings import load_settings
 from pooldaemon.spec import LoadedSpec, load_spec_file
 from pooldaemon.spec._schema import pool_json_schema_text
@@ -28,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pooldaemon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the daemon on a config file")
+    run = sub.add_parser("run", help="serve the proxy on a config file until SIGTERM")
     run.add_argument("--config", type=Path, help="YAML desired state (env POOLDAEMON_CONFIG)")
     run.add_argument("--state-dir", type=Path, help="state directory (env POOLDAEMON_STATE_DIR)")
     run.add_argument("--listen", help="proxy HOST:PORT (env POOLDAEMON_LISTEN)")
@@ -99,13 +102,12 @@ def _run(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         return EXIT_INVALID
     _print_warnings(loaded)
-    spec = loaded.spec
-    print(
-        f"pooldaemon {__version__}: {settings.config} is valid "
-        f"({len(spec.providers)} providers, sha256 {loaded.sha256[:12]}).\n"
-        f"Serving is not built yet: the proxy on {settings.listen} and the admin API on "
-        f"{settings.admin_listen} arrive with the proxy and daemon work. Nothing is listening."
-    )
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        asyncio.run(serve_proxy(settings, loaded))
+    except (StoreError, OSError) as exc:
+        print(f"pooldaemon: cannot start: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK
 
 

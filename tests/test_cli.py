@@ -69,17 +69,6 @@ def test_schema_to_stdout_and_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert target.read_text() == printed
 
 
-def test_run_validates_and_says_serving_is_not_built(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    path = tmp_path / "pool.yaml"
-    path.write_text(VALID)
-    assert main(["run", "--config", str(path), "--state-dir", str(tmp_path / "st")]) == 0
-    out = capsys.readouterr().out
-    assert f"{path} is valid (1 providers" in out
-    assert "Serving is not built yet" in out
-
-
 def test_run_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pool.yaml"
     path.write_text("version: 1\nrouting: [x]\n")

@@ -88,11 +88,12 @@ class ProviderView:
 
     location: str = "cloud"
     any_key_enabled: bool = False
+    catalog_known: bool = False  # static models: or a discovered catalog
 
     @property
     def wildcard(self) -> bool:
-        """No model list is known yet: any allowed model id may be sent here."""
-        return not self.models
+        """No model list is known yet: any model id the allowlist allows may be sent here."""
+        return not self.catalog_known
 
     def allows(self, model: str) -> bool:
         return self.allow is None or self.allow.match(model) is not None
@@ -203,6 +204,7 @@ class Snapshot:
                 generations.get(p.id, 0),
                 location=p.location or "cloud",
                 any_key_enabled=any(k.enabled for k in keys),
+                catalog_known=bool(p.models) or p.id in catalogs,
             )
             providers.append(view)
         index: dict[str, list[Target]] = {}
@@ -245,14 +247,17 @@ class Snapshot:
             if found is not None:
                 return found
             if provider.wildcard and provider.allows(rest) and supports_chat_model_id(rest):
+                # Not listed, but the model list is unknown: the allowlist decides.
                 return (self._wildcard_target(provider, rest),)
             return ()
+        found = found or ()
+        listed = {t.provider.id for t in found}
         extra = tuple(
             self._wildcard_target(p, name)
             for p in self.wildcards
-            if p.allows(name) and supports_chat_model_id(name)
+            if p.id not in listed and p.allows(name) and supports_chat_model_id(name)
         )
-        return (found or ()) + extra
+        return found + extra
 
     def _wildcard_target(self, provider: ProviderView, model: str) -> Target:
         return Target(provider, model, None, self._pricer.quote(provider.spec, model, None))

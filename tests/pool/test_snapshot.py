@@ -92,3 +92,17 @@ def test_snapshot_is_read_only() -> None:
         pass
     else:
         raise AssertionError("index is writable")
+
+
+def test_exact_allowlist_names_do_not_close_an_unknown_catalog() -> None:
+    snap = snapshot(provider("openai", allow_models=["gpt-4o*", "o3-mini"]))
+    assert set(snap.by_id["openai"].models) == {"o3-mini"}  # listed for /v1/models
+    assert [t.model for t in snap.resolve("gpt-4o-mini")] == ["gpt-4o-mini"]
+    assert [t.model for t in snap.resolve("openai/gpt-4o-mini")] == ["gpt-4o-mini"]
+    assert len(snap.resolve("o3-mini")) == 1
+    assert snap.resolve("o1") == ()
+    discovered = Snapshot.build(
+        spec(providers=[provider("openai", allow_models=["gpt-4o*", "o3-mini"])]),
+        {"openai": [ModelInfo("gpt-4o")]},
+    )
+    assert discovered.resolve("gpt-4o-mini") == ()  # the catalog is known now: it decides
