@@ -15,9 +15,20 @@ from typing import Any, Protocol
 from pooldaemon.pool import ProviderView, Usage
 from pooldaemon.upstream._sse import SseEvent
 
-__all__ = ["StreamWatch", "WireFormat"]
+__all__ = ["StreamWatch", "WireFormat", "has_content_part"]
 
 Json = dict[str, Any]
+
+
+def has_content_part(body: Mapping[str, Any], part_type: str) -> bool:
+    """Whether any message of ``body`` has a content part of ``part_type`` (e.g. an image)."""
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list) and any(
+            isinstance(p, dict) and p.get("type") == part_type for p in content
+        ):
+            return True
+    return False
 
 
 class StreamWatch(Protocol):

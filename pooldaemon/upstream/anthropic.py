@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_anthropic
+from pooldaemon.upstream._base import has_content_part
 from pooldaemon.upstream._sse import SseEvent, encode_event
 from pooldaemon.upstream.openai import apply_params
 
@@ -120,13 +121,8 @@ class AnthropicFormat:
             caps.add("tools")
         if isinstance(body.get("thinking"), dict):
             caps.add("thinking")
-        for message in body.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list) and any(
-                isinstance(p, dict) and p.get("type") == "image" for p in content
-            ):
-                caps.add("vision")
-                break
+        if has_content_part(body, "image"):
+            caps.add("vision")
         return frozenset(caps)
 
     def usage(self, body: Mapping[str, Any]) -> Usage:

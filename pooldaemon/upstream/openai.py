@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_openai
+from pooldaemon.upstream._base import has_content_part
 from pooldaemon.upstream._sse import SseEvent, encode_event
 
 __all__ = ["OPENAI"]
@@ -115,13 +116,8 @@ class OpenAIFormat:
             "json_schema",
         ):
             caps.add("json")
-        for message in body.get("messages") or ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, list) and any(
-                isinstance(p, dict) and p.get("type") == "image_url" for p in content
-            ):
-                caps.add("vision")
-                break
+        if has_content_part(body, "image_url"):
+            caps.add("vision")
         return frozenset(caps)
 
     def usage(self, body: Mapping[str, Any]) -> Usage:
