@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +31,17 @@ _ERROR_BODY_LIMIT = 64 * 1024
 class Upstream:
     """Where and what one attempt sends."""
 
-    fmt: WireFormat
+    fmt: WireFormat  # the upstream's format
+    inbound: WireFormat  # the client's format (errors in streams are written in it)
     provider: ProviderView
     url: str
     headers: Mapping[str, str]
     body: bytes
-    wants_usage: bool
+    watch: Callable[[], StreamWatch]
     max_response_bytes: int
     timeout: aiohttp.ClientTimeout
+    # For a translated answer: the upstream's JSON -> the client's body.
+    transform: Callable[[dict[str, Any]], bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,12 @@ async def send_plain(
         return Failed(Failure(FailureClass.server, "upstream answered with invalid JSON"))
     if not isinstance(data, dict):
         return Failed(Failure(FailureClass.server, "upstream answered with a non-object JSON"))
+    if up.transform is not None:
+        try:
+            raw = up.transform(data)
+        except (ValueError, TypeError, KeyError) as exc:
+            message = f"upstream answer cannot be translated: {exc}"
+            return Failed(Failure(FailureClass.server, message[:300]))
     response = web.Response(
         body=raw, status=200, content_type="application/json", headers=extra_headers
     )
@@ -152,7 +161,7 @@ async def send_stream(
         if resp.status != 200:
             return await _failed_from(resp)
         splitter = SseSplitter()
-        watch = up.fmt.watch(up.wants_usage)
+        watch = up.watch()
         first = await _first_events(resp, splitter, watch)
         if isinstance(first, Failed):
             return first
@@ -169,7 +178,7 @@ async def send_stream(
         await out.write(first)
         broken = await _relay(resp, splitter, watch, out)
         if broken is not None and watch.error is None:
-            await out.write(up.fmt.stream_error(broken))
+            await out.write(up.inbound.stream_error(broken))
         await out.write_eof()
         return Served(out, watch.usage, ttfb, broken or watch.error)
     finally:

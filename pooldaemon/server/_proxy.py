@@ -20,6 +20,7 @@ from pooldaemon.pool import (
     Candidate,
     Failure,
     FailureClass,
+    ProviderView,
     RouteDecision,
     RouteRequest,
     SkipReason,
@@ -33,7 +34,11 @@ from pooldaemon.server._auth import AuthError, authenticate
 from pooldaemon.server._replies import Reply, error_response, redact, request_id
 from pooldaemon.server._state import PROXY_STATE, Applied, ProxyState
 from pooldaemon.spec import ClientSpec
-from pooldaemon.upstream._base import WireFormat
+from pooldaemon.upstream._base import StreamWatch, WireFormat
+from pooldaemon.upstream._ir import ChatRequest, TranslationError
+from pooldaemon.upstream._translate import TranslatingWatch
+from pooldaemon.upstream.anthropic import ANTHROPIC
+from pooldaemon.upstream.openai import OPENAI
 from pooldaemon.usage import UsageRecord
 
 __all__ = ["proxy_handler"]
@@ -41,6 +46,8 @@ __all__ = ["proxy_handler"]
 _log = logging.getLogger("pooldaemon.proxy")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ROTATE_KEY = (FailureClass.auth, FailureClass.rate_limit)
+# Formats this build speaks upstream; ``auto`` is taken as OpenAI until detection lands.
+_FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "auto": OPENAI}
 
 
 @dataclass(slots=True)
@@ -60,6 +67,15 @@ class _Context:
     trace: list[str] = field(default_factory=list)
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
+    ir: ChatRequest | None = None  # the request in the IR, decoded when first translated
+
+    def translated(self) -> ChatRequest:
+        if self.ir is None:
+            try:
+                self.ir = self.fmt.decode_request(self.body)
+            except (TranslationError, TypeError, KeyError, AttributeError) as exc:
+                raise Reply(400, f"request cannot be translated for this provider: {exc}") from None
+        return self.ir
 
 
 def proxy_handler(fmt: WireFormat) -> Handler:
@@ -162,6 +178,9 @@ async def _serve(ctx: _Context) -> web.StreamResponse:
     while queue and ctx.attempts < decision.max_attempts:
         candidate = queue.pop(0)
         provider = ctx.applied.snapshot.by_id[candidate.provider]
+        if upstream_format(provider) is None:
+            ctx.trace.append(f"{provider.id}:format_{provider.spec.format}_not_supported_yet")
+            continue
         key = runtime.pick_key(provider, state.clock()) if provider.keys else None
         if provider.keys and (key is None or key.key_id in tried_keys.get(provider.id, set())):
             ctx.trace.append(f"{provider.id}:no_key")
@@ -187,28 +206,57 @@ async def _serve(ctx: _Context) -> web.StreamResponse:
         )  # fmt: skip
         ctx.trace.append(f"{provider.id}:{failure.kind}")
         if not failure.kind.fails_over:
-            return _relay_error(ctx, result)
+            return _relay_error(ctx, result, provider)
         if failure.kind in _ROTATE_KEY and len(provider.keys) > 1:
             queue.insert(0, candidate)  # the same provider with its next key
     raise _exhausted(ctx, last)
 
 
+def upstream_format(provider: ProviderView) -> WireFormat | None:
+    """The wire format spoken to a provider (None: not supported by this build yet)."""
+    return _FORMATS.get(provider.spec.format)
+
+
+def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> Upstream:
+    provider = ctx.applied.snapshot.by_id[candidate.provider]
+    fmt = upstream_format(provider)
+    assert fmt is not None, "checked by the caller"
+    model = candidate.model
+    inbound = ctx.fmt
+    transform: Callable[[dict[str, Any]], bytes] | None = None
+    watch: Callable[[], StreamWatch]
+    if fmt is inbound:  # the fast path: the body passes through, model rewritten
+        body, wants_usage = fmt.prepare(ctx.body, model, provider)
+        watch = lambda: fmt.watch(wants_usage)  # noqa: E731
+    else:
+        req = ctx.translated()
+        body = fmt.encode_request(req, model, provider)
+
+        def transform(data: dict[str, Any]) -> bytes:
+            return json.dumps(inbound.encode_response(fmt.decode_response(data), model)).encode()
+
+        def watch() -> StreamWatch:
+            return TranslatingWatch(fmt.stream_decoder(), inbound.stream_encoder(model, req))
+
+    return Upstream(
+        fmt=fmt,
+        inbound=inbound,
+        provider=provider,
+        url=fmt.url(provider, model, ctx.stream),
+        headers=fmt.headers(provider, secret, ctx.request.headers),
+        body=json.dumps(body).encode(),
+        watch=watch,
+        max_response_bytes=ctx.state.max_response_bytes,
+        timeout=_timeout(provider),
+        transform=transform,
+    )
+
+
 async def _attempt(ctx: _Context, candidate: Candidate, secret: str | None) -> Served | Failed:
     state = ctx.state
-    provider = ctx.applied.snapshot.by_id[candidate.provider]
-    body, wants_usage = ctx.fmt.prepare(ctx.body, candidate.model, provider)
-    up = Upstream(
-        fmt=ctx.fmt,
-        provider=provider,
-        url=ctx.fmt.url(provider, candidate.model, ctx.stream),
-        headers=ctx.fmt.headers(provider, secret, ctx.request.headers),
-        body=json.dumps(body).encode(),
-        wants_usage=wants_usage,
-        max_response_bytes=state.max_response_bytes,
-        timeout=_timeout(provider),
-    )
+    up = _upstream(ctx, candidate, secret)
     headers = {
-        "x-pooldaemon-provider": provider.id,
+        "x-pooldaemon-provider": candidate.provider,
         "x-pooldaemon-attempts": str(ctx.attempts),
         "x-request-id": ctx.request_id,
     }
@@ -219,16 +267,16 @@ async def _attempt(ctx: _Context, candidate: Candidate, secret: str | None) -> S
     return await send_plain(session, up, headers)
 
 
-def _relay_error(ctx: _Context, failed: Failed) -> web.Response:
-    """A client error (400 and such): the upstream's answer, as it is (same format)."""
+def _relay_error(ctx: _Context, failed: Failed, provider: ProviderView) -> web.Response:
+    """A client error (400 and such): the upstream's answer, in the client's format."""
     status = failed.status or 400
-    body = redact(failed.body.decode("utf-8", "replace"), ctx.applied.secrets.values())
-    return web.Response(
-        text=body,
-        status=status,
-        content_type="application/json",
-        headers={"x-request-id": ctx.request_id, "x-pooldaemon-attempts": str(ctx.attempts)},
-    )
+    headers = {"x-request-id": ctx.request_id, "x-pooldaemon-attempts": str(ctx.attempts)}
+    secrets = ctx.applied.secrets.values()
+    if upstream_format(provider) is not ctx.fmt:
+        message = redact(failed.failure.message, secrets)
+        return error_response(ctx.fmt, status, f"upstream {provider.id}: {message}", headers)
+    body = redact(failed.body.decode("utf-8", "replace"), secrets)
+    return web.Response(text=body, status=status, content_type="application/json", headers=headers)
 
 
 def _exhausted(ctx: _Context, last: Failed | None) -> Reply:

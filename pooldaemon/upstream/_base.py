@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pooldaemon.pool import ProviderView, Usage
+from pooldaemon.upstream._ir import ChatRequest, ChatResponse
 from pooldaemon.upstream._sse import SseEvent
+from pooldaemon.upstream._translate import StreamDecoder, StreamEncoder
 
 __all__ = ["StreamWatch", "WireFormat", "has_content_part"]
 
@@ -36,7 +38,11 @@ class StreamWatch(Protocol):
 
     usage: Usage
     done: bool  # the stream's normal end was seen
-    error: str | None  # the upstream sent an error event
+
+    @property
+    def error(self) -> str | None:
+        """The message of an error event the upstream sent, if any."""
+        ...
 
     def relay(self, event: SseEvent) -> bytes | None:
         """The bytes to send on for ``event`` (None: drop it)."""
@@ -65,3 +71,16 @@ class WireFormat(Protocol):
     def error_body(self, status: int, message: str) -> Json: ...
 
     def stream_error(self, message: str) -> bytes: ...
+
+    # Translation through the IR, for clients and upstreams of different formats.
+    def decode_request(self, body: Json) -> ChatRequest: ...
+
+    def encode_request(self, req: ChatRequest, model: str, provider: ProviderView) -> Json: ...
+
+    def decode_response(self, body: Json) -> ChatResponse: ...
+
+    def encode_response(self, resp: ChatResponse, model: str) -> Json: ...
+
+    def stream_decoder(self) -> StreamDecoder: ...
+
+    def stream_encoder(self, model: str, req: ChatRequest) -> StreamEncoder: ...

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_anthropic
+from pooldaemon.upstream import _anthropic_ir as _ir
 from pooldaemon.upstream._base import has_content_part
+from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 from pooldaemon.upstream.openai import apply_params
 
@@ -83,6 +85,27 @@ def _merge_delta(start: Usage, delta: object) -> Usage:
     )
 
 
+class _AnthropicStreamDecoder:
+    """SSE events of a Messages stream -> IR events."""
+
+    def __init__(self) -> None:
+        self._decoder = _ir.AnthropicDecoder()
+        self.error: str | None = None
+
+    def feed(self, event: SseEvent) -> list[Event]:
+        if event.event == "ping" or not event.data:
+            return []
+        data = json.loads(event.data)  # ValueError: a malformed stream
+        if not isinstance(data, dict):
+            raise ValueError("a stream event is not a JSON object")
+        kind = event.event or str(data.get("type", ""))
+        if kind == "error":
+            err = data.get("error")
+            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            return []
+        return self._decoder.feed(kind, data)
+
+
 class AnthropicFormat:
     name = "anthropic"
 
@@ -131,6 +154,32 @@ class AnthropicFormat:
 
     def watch(self, client_wants_usage: bool) -> _AnthropicWatch:
         return _AnthropicWatch()
+
+    # -- translation (through the IR) -------------------------------------------
+    def decode_request(self, body: Json) -> ChatRequest:
+        return _ir.decode_request(body)
+
+    def encode_request(self, req: ChatRequest, model: str, provider: ProviderView) -> Json:
+        info = provider.models.get(model)
+        params = provider.spec.model_params
+        default = (params.max_tokens if params else None) or (info.max_output if info else None)
+        body = _ir.encode_request(req, model, default or DEFAULT_MAX_TOKENS)
+        apply_params(body, provider, max_tokens_field="max_tokens")
+        body.pop("frequency_penalty", None)
+        body.pop("presence_penalty", None)
+        return body
+
+    def decode_response(self, body: Json) -> ChatResponse:
+        return _ir.decode_response(body)
+
+    def encode_response(self, resp: ChatResponse, model: str) -> Json:
+        return _ir.encode_response(resp, model)
+
+    def stream_decoder(self) -> _AnthropicStreamDecoder:
+        return _AnthropicStreamDecoder()
+
+    def stream_encoder(self, model: str, req: ChatRequest) -> _ir.AnthropicEncoder:
+        return _ir.AnthropicEncoder(model)
 
     def error_body(self, status: int, message: str) -> Json:
         kind = _ERROR_TYPES.get(status, "api_error")

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_openai
+from pooldaemon.upstream import _openai_ir as _ir
 from pooldaemon.upstream._base import has_content_part
+from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 
 __all__ = ["OPENAI"]
@@ -79,6 +81,26 @@ class _OpenAIWatch:
         return event.raw
 
 
+class _OpenAIStreamDecoder:
+    """SSE events of a Chat Completions stream -> IR events."""
+
+    def __init__(self) -> None:
+        self._decoder = _ir.OpenAIDecoder()
+        self.error: str | None = None
+
+    def feed(self, event: SseEvent) -> list[Event]:
+        if event.data == b"[DONE]":
+            return self._decoder.end()
+        chunk = json.loads(event.data)  # ValueError: a malformed stream
+        if not isinstance(chunk, dict):
+            raise ValueError("a stream chunk is not a JSON object")
+        if chunk.get("error"):
+            err = chunk["error"]
+            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            return []
+        return self._decoder.feed(chunk)
+
+
 class OpenAIFormat:
     name = "openai"
 
@@ -126,6 +148,27 @@ class OpenAIFormat:
 
     def watch(self, client_wants_usage: bool) -> _OpenAIWatch:
         return _OpenAIWatch(client_wants_usage)
+
+    # -- translation (through the IR) -------------------------------------------
+    def decode_request(self, body: Json) -> ChatRequest:
+        return _ir.decode_request(body)
+
+    def encode_request(self, req: ChatRequest, model: str, provider: ProviderView) -> Json:
+        body = _ir.encode_request(req, model)
+        apply_params(body, provider, max_tokens_field="max_tokens")
+        return body
+
+    def decode_response(self, body: Json) -> ChatResponse:
+        return _ir.decode_response(body)
+
+    def encode_response(self, resp: ChatResponse, model: str) -> Json:
+        return _ir.encode_response(resp, model)
+
+    def stream_decoder(self) -> _OpenAIStreamDecoder:
+        return _OpenAIStreamDecoder()
+
+    def stream_encoder(self, model: str, req: ChatRequest) -> _ir.OpenAIEncoder:
+        return _ir.OpenAIEncoder(model, req.client_wants_usage)
 
     def error_body(self, status: int, message: str) -> Json:
         kind = _ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
