@@ -308,3 +308,17 @@ async def test_failover_across_formats(gateway: GatewayFactory) -> None:
     )
     assert raw.headers["x-pooldaemon-provider"] == "oa"
     assert raw.parse().choices[0].message.content == "Hello from the fake"
+
+
+async def test_untranslatable_request_is_a_400_in_the_clients_shape(
+    gateway: GatewayFactory,
+) -> None:
+    gw = await gateway(providers=[TO_ANTHROPIC])
+    audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+    with pytest.raises(openai.BadRequestError) as exc:
+        await gw.openai().chat.completions.create(
+            model="claude-fake-1",
+            messages=[{"role": "user", "content": [audio]}],  # type: ignore[list-item]
+        )
+    assert "cannot be translated" in exc.value.message
+    assert gw.fakes["an"].requests == []
