@@ -227,8 +227,9 @@ def after_failure(
 def after_success(
     state: CooldownState, policy: CooldownPolicy, now: float
 ) -> tuple[CooldownState, CooldownEvent | None]:
-    """A success closes a cooldown whose deadline passed; counts decay after ``reset_after``."""
-    if state.until and now >= state.until:
+    """A success closes a cooldown whose deadline passed, or whose probe was sent early
+    (``when_all_cooling: earliest``); counts decay after ``reset_after``."""
+    if state.until and (now >= state.until or state.probe_started is not None):
         return CLOSED, CooldownEvent("closed", None, 0.0, 0)
     if state.until:
         return state, None  # a slow request from before the cooldown; keep cooling

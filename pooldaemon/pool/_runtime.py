@@ -7,7 +7,7 @@ the pure transition functions of ``_cooldown`` and ``_latency`` and reported as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from pooldaemon.pool._budget import SpendLedger
@@ -94,9 +94,21 @@ class Runtime:
         return self.latency.get(provider, LatencyStats())
 
     # -- writes ------------------------------------------------------------
-    def pick_key(self, provider: ProviderView, now: float) -> KeyView | None:
-        """The next usable key, in turn (None when the provider has no key at all)."""
-        usable = self.usable_keys(provider, now)
+    def pick_key(
+        self,
+        provider: ProviderView,
+        now: float,
+        *,
+        allowed: Container[str] | None = None,
+        exclude: Container[str] = (),
+    ) -> KeyView | None:
+        """The next usable key, in turn; only ids in ``allowed`` (e.g. keys whose value
+        could be read) and not in ``exclude`` (already tried). None when there is none."""
+        usable = [
+            k
+            for k in self.usable_keys(provider, now)
+            if (allowed is None or k.key_id in allowed) and k.key_id not in exclude
+        ]
         if not usable:
             return None
         cursor = self.key_cursor.get(provider.id, 0)
@@ -144,9 +156,12 @@ class Runtime:
         model: str | None = None,
     ) -> list[PoolEvent]:
         pid = provider.id
-        if failure.kind is FailureClass.model_not_found and model is not None:
-            self.excluded[(pid, model)] = provider.catalog_generation
-            return [PoolEvent(pid, "model_excluded", failure.kind, model=model)]
+        if failure.kind in (FailureClass.client, FailureClass.model_not_found):
+            events = self._answered(pid, now)  # the provider is up: a probe succeeded
+            if failure.kind is FailureClass.model_not_found and model is not None:
+                self.excluded[(pid, model)] = provider.catalog_generation
+                events.append(PoolEvent(pid, "model_excluded", failure.kind, model=model))
+            return events
         if failure.kind is FailureClass.auth and key_id is not None and provider.keys:
             return self._auth_failure(provider, key_id, failure, now)
         new, event = after_failure(self.state(pid), failure, self.policy, now)
@@ -207,6 +222,15 @@ class Runtime:
             self.latency.pop(pid, None)
             self.key_cursor.pop(pid, None)
             self.ledger.forget("provider", pid)
+
+    def _answered(self, provider: str, now: float) -> list[PoolEvent]:
+        """An answer that blames the request, not the provider, still proves it is up."""
+        state = self.providers.get(provider)
+        if state is None or not state.until or now < state.until:
+            return []
+        new, event = after_success(state, self.policy, now)
+        self._store(provider, new)
+        return [PoolEvent(provider, event.kind)] if event is not None else []
 
     def _count_rejected(self, provider: str, delta: int) -> None:
         count = self.rejected.get(provider, 0) + delta

@@ -8,6 +8,7 @@ event, never with a silent clean end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
-from pooldaemon.server._replies import retry_after
+from pooldaemon.server._replies import read_limited, retry_after
 from pooldaemon.upstream._base import StreamWatch, WireFormat
 from pooldaemon.upstream._sse import SseSplitter
 
@@ -65,12 +66,16 @@ class Failed:
 
 
 def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
+    """Total and connect limits; the first byte is timed by the attempt itself, so a
+    long stream may pause between events (``sock_read`` would cut it)."""
     spec = provider.spec
     return aiohttp.ClientTimeout(
-        total=spec.timeout.total_seconds(),
-        sock_connect=spec.connect_timeout.total_seconds(),
-        sock_read=spec.first_byte_timeout.total_seconds(),
+        total=spec.timeout.total_seconds(), connect=spec.connect_timeout.total_seconds()
     )
+
+
+def _first_byte_deadline(up: Upstream) -> float:
+    return asyncio.get_running_loop().time() + up.provider.spec.first_byte_timeout.total_seconds()
 
 
 def _ssl(provider: ProviderView) -> bool:
@@ -79,7 +84,7 @@ def _ssl(provider: ProviderView) -> bool:
 
 
 async def _failed_from(resp: aiohttp.ClientResponse) -> Failed:
-    body = await resp.content.read(_ERROR_BODY_LIMIT)
+    body, _ = await read_limited(resp.content, _ERROR_BODY_LIMIT)
     text = body.decode("utf-8", "replace")
     kind = classify(resp.status, text)
     message = f"HTTP {resp.status}: {_error_message(text)}"
@@ -115,14 +120,19 @@ async def send_plain(
 ) -> Served | Failed:
     started = time.perf_counter()
     try:
-        async with session.post(
-            up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
-        ) as resp:
+        async with asyncio.timeout_at(_first_byte_deadline(up)):
+            resp = await session.post(
+                up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
+            )
+        async with resp:
             ttfb = time.perf_counter() - started
             if resp.status != 200:
                 return await _failed_from(resp)
-            raw = await resp.content.read(up.max_response_bytes + 1)
-            if len(raw) > up.max_response_bytes or not resp.content.at_eof():
+            declared = resp.content_length
+            too_large = declared is not None and declared > up.max_response_bytes
+            if not too_large:
+                raw, too_large = await read_limited(resp.content, up.max_response_bytes)
+            if too_large:
                 return Failed(Failure(FailureClass.server, "answer larger than max_response_bytes"))
     except (TimeoutError, aiohttp.ClientError) as exc:
         return Failed(_transport_failure(exc))
@@ -149,20 +159,31 @@ async def send_stream(
     up: Upstream,
     request: web.Request,
     extra_headers: Mapping[str, str],
+    client_gone: Callable[[Usage, float], None],
 ) -> Served | Failed:
     started = time.perf_counter()
+    deadline = _first_byte_deadline(up)  # for the headers and the first event together
     try:
-        resp = await session.post(
-            up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
-        )
+        async with asyncio.timeout_at(deadline):
+            resp = await session.post(
+                up.url, data=up.body, headers=up.headers, timeout=up.timeout, ssl=_ssl(up.provider)
+            )
     except (TimeoutError, aiohttp.ClientError) as exc:
         return Failed(_transport_failure(exc))
     try:
         if resp.status != 200:
             return await _failed_from(resp)
+        if resp.content_type == "application/json":  # a stream was asked for, JSON came
+            failed = await _failed_from(resp)
+            message = f"answered a stream request without a stream: {failed.failure.message}"
+            return Failed(Failure(FailureClass.server, message[:300]))
         splitter = SseSplitter()
         watch = up.watch()
-        first = await _first_events(resp, splitter, watch)
+        try:
+            async with asyncio.timeout_at(deadline):
+                first = await _first_events(resp, splitter, watch)
+        except TimeoutError as exc:
+            return Failed(_transport_failure(exc))
         if isinstance(first, Failed):
             return first
         ttfb = time.perf_counter() - started
@@ -174,10 +195,14 @@ async def send_stream(
                 **extra_headers,
             },
         )
-        await out.prepare(request)
-        await out.write(first)
-        broken = await _relay(resp, splitter, watch, out)
-        if broken is not None and watch.error is None:
+        try:
+            await out.prepare(request)
+            await out.write(first)
+            broken = await _relay(resp, splitter, watch, out)
+        except (asyncio.CancelledError, ConnectionResetError):
+            client_gone(watch.usage, ttfb)  # what was streamed still counts
+            raise
+        if broken is not None and not watch.error_relayed:
             await out.write(up.inbound.stream_error(broken))
         await out.write_eof()
         return Served(out, watch.usage, ttfb, broken or watch.error)

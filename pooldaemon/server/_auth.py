@@ -30,7 +30,7 @@ def authenticate(headers: Mapping[str, str], spec: PoolSpec) -> ClientSpec | Non
     key = client_key(headers)
     if key is None:
         raise AuthError("missing API key: send Authorization: Bearer KEY or x-api-key: KEY")
-    digest = hashlib.sha256(key.encode()).hexdigest()
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     found = None
     for client in spec.clients:  # compare with every entry: time does not tell which matched
         if hmac.compare_digest(digest, client.key_sha256):

@@ -31,7 +31,7 @@ from pooldaemon.pool import (
 from pooldaemon.server._attempt import Failed, Served, Upstream, send_plain, send_stream
 from pooldaemon.server._attempt import upstream_timeout as _timeout
 from pooldaemon.server._auth import AuthError, authenticate
-from pooldaemon.server._replies import Reply, error_response, redact, request_id
+from pooldaemon.server._replies import Reply, error_response, read_limited, redact, request_id
 from pooldaemon.server._state import PROXY_STATE, Applied, ProxyState
 from pooldaemon.spec import ClientSpec
 from pooldaemon.upstream._base import StreamWatch, WireFormat
@@ -96,6 +96,12 @@ def proxy_handler(fmt: WireFormat) -> Handler:
             status = reply.status
             headers = {"x-request-id": rid, **reply.headers}
             return error_response(fmt, reply.status, reply.message, headers)
+        except (ConnectionResetError, web.HTTPException):
+            raise
+        except Exception:  # a bug: the client still gets its API's error shape
+            _log.exception("request_id=%s failed unexpectedly", rid)
+            status = 500
+            return error_response(fmt, 500, "internal error", {"x-request-id": rid})
         finally:
             _log_request(ctx, rid, status, time.perf_counter() - started)
 
@@ -123,8 +129,8 @@ async def _context(
 async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > limit:
         raise Reply(413, f"request body is larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
+    raw, too_large = await read_limited(request.content, limit)
+    if too_large:
         raise Reply(413, f"request body is larger than {limit} bytes")
     try:
         body = json.loads(raw)
@@ -169,47 +175,67 @@ def _no_candidate(decision: RouteDecision) -> Reply:
 
 async def _serve(ctx: _Context) -> web.StreamResponse:
     decision = _decide(ctx)
-    queue = list(decision.attempts)
-    if not queue:
+    if not decision.candidates:
         raise _no_candidate(decision)
-    state, runtime = ctx.state, ctx.state.runtime
+    queue = list(decision.candidates)
+    providers_tried: set[str] = set()
     tried_keys: dict[str, set[str]] = {}
     last: Failed | None = None
-    while queue and ctx.attempts < decision.max_attempts:
+    while queue:
         candidate = queue.pop(0)
         provider = ctx.applied.snapshot.by_id[candidate.provider]
-        if upstream_format(provider) is None:
-            ctx.trace.append(f"{provider.id}:format_{provider.spec.format}_not_supported_yet")
-            continue
-        key = runtime.pick_key(provider, state.clock()) if provider.keys else None
-        if provider.keys and (key is None or key.key_id in tried_keys.get(provider.id, set())):
-            ctx.trace.append(f"{provider.id}:no_key")
-            continue
-        secret = ctx.applied.secrets.get(key.key_id) if key else None
-        if key is not None and secret is None:
-            ctx.trace.append(f"{provider.id}:key_unresolved")
-            continue
-        if key is not None:
-            tried_keys.setdefault(provider.id, set()).add(key.key_id)
-        if candidate.half_open:
-            runtime.begin_probe(provider.id, state.clock())
-        ctx.attempts += 1
-        result = await _attempt(ctx, candidate, secret)
-        if isinstance(result, Served):
-            _record(ctx, candidate, key.key_id if key else "", result)
-            return result.response
+        if provider.id not in providers_tried and len(providers_tried) >= decision.max_attempts:
+            break  # skipped candidates cost nothing; providers tried are bounded
+        result = await _try(ctx, candidate, provider, tried_keys.setdefault(provider.id, set()))
+        if result is None:
+            continue  # not tried (no usable key, unsupported format)
+        providers_tried.add(provider.id)
+        if isinstance(result, web.StreamResponse):
+            return result
         last = result
-        failure = result.failure
-        runtime.record_failure(
-            provider, failure, state.clock(), key_id=key.key_id if key else None,
-            model=candidate.model,
-        )  # fmt: skip
-        ctx.trace.append(f"{provider.id}:{failure.kind}")
-        if not failure.kind.fails_over:
+        if not result.failure.kind.fails_over:
             return _relay_error(ctx, result, provider)
-        if failure.kind in _ROTATE_KEY and len(provider.keys) > 1:
+        if result.failure.kind in _ROTATE_KEY and _another_key(ctx, provider, tried_keys):
             queue.insert(0, candidate)  # the same provider with its next key
     raise _exhausted(ctx, last)
+
+
+def _another_key(ctx: _Context, provider: ProviderView, tried: dict[str, set[str]]) -> bool:
+    usable = ctx.state.runtime.usable_keys(provider, ctx.state.clock())
+    secrets = ctx.applied.secrets
+    return any(k.key_id in secrets and k.key_id not in tried[provider.id] for k in usable)
+
+
+async def _try(
+    ctx: _Context, candidate: Candidate, provider: ProviderView, tried_keys: set[str]
+) -> web.StreamResponse | Failed | None:
+    """One attempt at ``provider``; None when it could not be tried at all."""
+    state, runtime = ctx.state, ctx.state.runtime
+    if upstream_format(provider) is None:
+        ctx.trace.append(f"{provider.id}:format_{provider.spec.format}_not_supported_yet")
+        return None
+    key = None
+    if provider.keys:
+        secrets = ctx.applied.secrets
+        key = runtime.pick_key(provider, state.clock(), allowed=secrets, exclude=tried_keys)
+        if key is None:
+            resolved = any(k.key_id in secrets for k in provider.keys if k.enabled)
+            ctx.trace.append(f"{provider.id}:{'no_key' if resolved else 'key_unresolved'}")
+            return None
+        tried_keys.add(key.key_id)
+    if candidate.half_open:
+        runtime.begin_probe(provider.id, state.clock())
+    ctx.attempts += 1
+    key_id = key.key_id if key else ""
+    result = await _attempt(ctx, candidate, ctx.applied.secrets.get(key_id), key_id)
+    if isinstance(result, Served):
+        _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
+        return result.response
+    runtime.record_failure(
+        provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model
+    )
+    ctx.trace.append(f"{provider.id}:{result.failure.kind}")
+    return result
 
 
 def upstream_format(provider: ProviderView) -> WireFormat | None:
@@ -252,7 +278,9 @@ def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> Upstre
     )
 
 
-async def _attempt(ctx: _Context, candidate: Candidate, secret: str | None) -> Served | Failed:
+async def _attempt(
+    ctx: _Context, candidate: Candidate, secret: str | None, key_id: str
+) -> Served | Failed:
     state = ctx.state
     up = _upstream(ctx, candidate, secret)
     headers = {
@@ -262,9 +290,14 @@ async def _attempt(ctx: _Context, candidate: Candidate, secret: str | None) -> S
     }
     session = state.session
     assert session is not None, "the proxy app's client session is opened by its cleanup_ctx"
-    if ctx.stream:
-        return await send_stream(session, up, ctx.request, headers)
-    return await send_plain(session, up, headers)
+    if not ctx.stream:
+        return await send_plain(session, up, headers)
+
+    def client_gone(usage: Usage, ttfb: float) -> None:
+        # Synchronous on purpose: it runs while the handler is being cancelled.
+        _record(ctx, candidate, key_id, usage, ttfb, None, outcome="client_disconnected")
+
+    return await send_stream(session, up, ctx.request, headers, client_gone)
 
 
 def _relay_error(ctx: _Context, failed: Failed, provider: ProviderView) -> web.Response:
@@ -296,26 +329,33 @@ def _exhausted(ctx: _Context, last: Failed | None) -> Reply:
     return Reply(502, text, headers)
 
 
-def _record(ctx: _Context, candidate: Candidate, key_id: str, served: Served) -> None:
+def _record(
+    ctx: _Context,
+    candidate: Candidate,
+    key_id: str,
+    usage: Usage,
+    ttfb: float,
+    broken: str | None,
+    *,
+    outcome: str | None = None,
+) -> None:
+    """Runtime state, budgets and the usage store after an answer reached the client."""
     state, runtime = ctx.state, ctx.state.runtime
     now = state.clock()
     provider_id = candidate.provider
     latency = time.perf_counter() - ctx.started
-    if served.broken is None:
-        runtime.record_success(
-            provider_id, now, key_id=key_id or None, latency=latency, ttfb=served.ttfb
-        )
+    if broken is None:
+        runtime.record_success(provider_id, now, key_id=key_id or None, latency=latency, ttfb=ttfb)
     else:
-        failure = Failure(FailureClass.transient, served.broken)
         provider = ctx.applied.snapshot.by_id[provider_id]
-        runtime.record_failure(provider, failure, now, key_id=key_id or None)
-    ctx.trace.append(f"{provider_id}:{'ok' if served.broken is None else 'broken'}")
+        runtime.record_failure(provider, Failure(FailureClass.transient, broken), now)
+    outcome = outcome or ("success" if broken is None else "broken_stream")
+    ctx.trace.append(f"{provider_id}:{'ok' if outcome == 'success' else outcome}")
     quote = (
         candidate.target.quote
         if candidate.target
         else ctx.applied.snapshot.quote(provider_id, candidate.model)
     )
-    usage = served.usage
     cost = cost_usd(usage, quote.price) if usage.total or quote.price.per_request else 0.0
     wall = state.wall()
     runtime.ledger.add("provider", provider_id, cost, usage.total, wall)
@@ -332,8 +372,8 @@ def _record(ctx: _Context, candidate: Candidate, key_id: str, served: Served) ->
                 client=ctx.client.name if ctx.client else None,
                 usage=usage,
                 latency_ms=latency * 1000,
-                ttfb_ms=served.ttfb * 1000,
-                outcome="success" if served.broken is None else "broken_stream",
+                ttfb_ms=ttfb * 1000,
+                outcome=outcome,
                 cost_usd=cost,
                 pricing_source=quote.source,
             )
@@ -346,9 +386,10 @@ def _log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) ->
         _log.info("request_id=%s status=%d latency_ms=%.1f", rid, status, elapsed * 1000)
         return
     usage = ctx.usage
+    model = ctx.model.encode("unicode_escape").decode()[:200]  # client text: one log line
     _log.info(
         "request_id=%s client=%s model=%s stream=%s status=%d attempts=%d trace=%s "
         "latency_ms=%.1f input=%d output=%d",
-        rid, ctx.client.name if ctx.client else "-", ctx.model, ctx.stream, status,
+        rid, ctx.client.name if ctx.client else "-", model, ctx.stream, status,
         ctx.attempts, " -> ".join(ctx.trace) or "-", elapsed * 1000, usage.input, usage.output,
     )  # fmt: skip

@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from pooldaemon.upstream._base import WireFormat
 
-__all__ = ["Reply", "error_response", "redact", "request_id", "retry_after"]
+__all__ = ["Reply", "error_response", "read_limited", "redact", "request_id", "retry_after"]
+
+_MAX_RETRY_AFTER = 86_400.0
+
+
+async def read_limited(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
+    """The whole body, up to ``limit`` bytes; True when there was more.
+
+    (``StreamReader.read(n)`` returns only what is buffered: a body that arrives
+    in several packets must be read in a loop.)
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_any():
+        size += len(chunk)
+        if size > limit:
+            chunks.append(chunk[: len(chunk) - (size - limit)])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _seconds(text: str, scale: float = 1.0) -> float | None:
+    try:
+        value = float(text) / scale
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return min(max(value, 0.0), _MAX_RETRY_AFTER)
+
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -36,23 +67,18 @@ def error_response(
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait from ``retry-after-ms`` / ``Retry-After`` (seconds or HTTP date)."""
     millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
+    if millis and (seconds := _seconds(millis, 1000.0)) is not None:
+        return seconds
     value = headers.get("Retry-After")
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    if (seconds := _seconds(value)) is not None:
+        return seconds
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+    return min(max(when.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -38,6 +38,7 @@ class StreamWatch(Protocol):
 
     usage: Usage
     done: bool  # the stream's normal end was seen
+    error_relayed: bool  # the upstream's error event went to the client as it was
 
     @property
     def error(self) -> str | None:

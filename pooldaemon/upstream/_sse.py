@@ -30,6 +30,9 @@ class SseSplitter:
 
     def feed(self, chunk: bytes) -> list[SseEvent]:
         buffer = self._buffer + chunk if self._buffer else chunk
+        held = b""
+        if buffer.endswith(b"\r"):  # maybe the first half of a CRLF: wait for the next chunk
+            buffer, held = buffer[:-1], b"\r"
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         events: list[SseEvent] = []
@@ -43,7 +46,7 @@ class SseSplitter:
             parsed = _parse(block)
             if parsed is not None:
                 events.append(parsed)
-        self._buffer = buffer[start:]
+        self._buffer = buffer[start:] + held
         if len(self._buffer) > _MAX_EVENT:
             raise ValueError("an SSE event is larger than 16 MiB")
         return events

@@ -25,6 +25,7 @@ class TranslatingWatch:
     """A :class:`~pooldaemon.upstream._base.StreamWatch` that re-encodes as it relays."""
 
     __slots__ = ("_decoder", "_encoder", "done", "usage")
+    error_relayed = False  # the client gets its own format's error event from the proxy
 
     def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
         self._decoder = decoder
@@ -37,7 +38,10 @@ class TranslatingWatch:
         return self._decoder.error
 
     def relay(self, event: SseEvent) -> bytes | None:
+        if self._decoder.error is not None:
+            return None  # nothing after an error, above all no normal end
         out = b""
+        # An error event yields no IR events; later ones are not relayed (above).
         for ir in self._decoder.feed(event):  # ValueError: a malformed upstream stream
             if isinstance(ir, StreamStart):
                 self.usage = ir.usage

@@ -42,14 +42,17 @@ def messages_url(base_url: str) -> str:
 
 
 class _AnthropicWatch:
-    __slots__ = ("done", "error", "usage")
+    __slots__ = ("done", "error", "error_relayed", "usage")
 
     def __init__(self) -> None:
         self.usage = Usage()
         self.done = False
         self.error: str | None = None
+        self.error_relayed = False
 
     def relay(self, event: SseEvent) -> bytes | None:
+        if self.error is not None:
+            return None  # nothing after an error, above all no normal end
         kind = event.event
         if kind == "message_stop":
             self.done = True
@@ -63,6 +66,7 @@ class _AnthropicWatch:
             if kind == "error":
                 err = data.get("error")
                 self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+                self.error_relayed = True
             elif kind == "message_start":
                 message = data.get("message")
                 usage = message.get("usage") if isinstance(message, dict) else None

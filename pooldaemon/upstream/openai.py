@@ -47,16 +47,19 @@ def apply_params(body: Json, provider: ProviderView, *, max_tokens_field: str) -
 
 
 class _OpenAIWatch:
-    __slots__ = ("client_wants_usage", "done", "error", "usage")
+    __slots__ = ("client_wants_usage", "done", "error", "error_relayed", "usage")
 
     def __init__(self, client_wants_usage: bool) -> None:
         self.client_wants_usage = client_wants_usage
         self.usage = Usage()
         self.done = False
         self.error: str | None = None
+        self.error_relayed = False
 
     def relay(self, event: SseEvent) -> bytes | None:
         data = event.data
+        if self.error is not None:
+            return None  # nothing after an error, above all no normal end
         if data == b"[DONE]":
             self.done = True
             return event.raw
@@ -72,6 +75,7 @@ class _OpenAIWatch:
         if chunk.get("error"):
             err = chunk["error"]
             self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            self.error_relayed = True
             return event.raw
         usage = chunk.get("usage")
         if isinstance(usage, dict):

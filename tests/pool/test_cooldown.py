@@ -179,3 +179,12 @@ def test_deadline_never_decreases_and_never_exceeds_max(steps: list) -> None:  #
         assert state.until == 0.0 or state.until >= before
         assert state.until <= now + POLICY.max
         assert state.failures >= 0 and state.transient_failures >= 0
+
+
+def test_early_probe_success_closes_the_cooldown() -> None:
+    state = CLOSED
+    for t in (0.0, 1.0, 2.0):
+        state = _fail(state, SERVER, t)
+    probing = begin_probe(state, 5.0)  # when_all_cooling: earliest probes before the deadline
+    closed, event = after_success(probing, POLICY, 6.0)
+    assert closed == CLOSED and event is not None and event.kind == "closed"
