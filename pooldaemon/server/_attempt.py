@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -21,11 +21,17 @@ from aiohttp import web
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
 from pooldaemon.server._replies import read_limited, retry_after
 from pooldaemon.upstream._base import StreamWatch, WireFormat
-from pooldaemon.upstream._sse import SseSplitter
+from pooldaemon.upstream._sse import LineSplitter, SseEvent, SseSplitter
 
 __all__ = ["Failed", "Served", "Upstream", "send_plain", "send_stream"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
+
+
+class Splitter(Protocol):
+    """Stream framing: SSE events or NDJSON lines, as events."""
+
+    def feed(self, chunk: bytes) -> list[SseEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,11 +179,12 @@ async def send_stream(
     try:
         if resp.status != 200:
             return await _failed_from(resp)
-        if resp.content_type == "application/json":  # a stream was asked for, JSON came
+        if up.fmt.framing == "sse" and resp.content_type == "application/json":
+            # A stream was asked for and JSON came (an error, or a relay ignoring stream).
             failed = await _failed_from(resp)
             message = f"answered a stream request without a stream: {failed.failure.message}"
             return Failed(Failure(FailureClass.server, message[:300]))
-        splitter = SseSplitter()
+        splitter: Splitter = SseSplitter() if up.fmt.framing == "sse" else LineSplitter()
         watch = up.watch()
         try:
             async with asyncio.timeout_at(deadline):
@@ -211,7 +218,7 @@ async def send_stream(
 
 
 async def _first_events(
-    resp: aiohttp.ClientResponse, splitter: SseSplitter, watch: StreamWatch
+    resp: aiohttp.ClientResponse, splitter: Splitter, watch: StreamWatch
 ) -> bytes | Failed:
     """Read until the first relayable event; a failure here can still fail over."""
     try:
@@ -231,7 +238,7 @@ async def _first_events(
 
 async def _relay(
     resp: aiohttp.ClientResponse,
-    splitter: SseSplitter,
+    splitter: Splitter,
     watch: StreamWatch,
     out: web.StreamResponse,
 ) -> str | None:
@@ -254,6 +261,12 @@ async def _relay(
             return f"upstream sent a malformed stream: {exc}"
         if data:
             await out.write(b"".join(data))
+    try:
+        tail = watch.finish()  # formats without an end marker end here
+    except ValueError as exc:
+        return f"upstream sent a malformed stream: {exc}"
+    if tail:
+        await out.write(tail)
     if watch.error is not None:
         return watch.error
     if not watch.done:

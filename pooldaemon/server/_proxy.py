@@ -31,6 +31,7 @@ from pooldaemon.pool import (
 from pooldaemon.server._attempt import Failed, Served, Upstream, send_plain, send_stream
 from pooldaemon.server._attempt import upstream_timeout as _timeout
 from pooldaemon.server._auth import AuthError, authenticate
+from pooldaemon.server._images import inline_images
 from pooldaemon.server._replies import Reply, error_response, read_limited, redact, request_id
 from pooldaemon.server._state import PROXY_STATE, Applied, ProxyState
 from pooldaemon.spec import ClientSpec
@@ -38,6 +39,7 @@ from pooldaemon.upstream._base import StreamWatch, WireFormat
 from pooldaemon.upstream._ir import ChatRequest, TranslationError
 from pooldaemon.upstream._translate import TranslatingWatch
 from pooldaemon.upstream.anthropic import ANTHROPIC
+from pooldaemon.upstream.ollama import OLLAMA
 from pooldaemon.upstream.openai import OPENAI
 from pooldaemon.usage import UsageRecord
 
@@ -47,7 +49,12 @@ _log = logging.getLogger("pooldaemon.proxy")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ROTATE_KEY = (FailureClass.auth, FailureClass.rate_limit)
 # Formats this build speaks upstream; ``auto`` is taken as OpenAI until detection lands.
-_FORMATS: dict[str, WireFormat] = {"openai": OPENAI, "anthropic": ANTHROPIC, "auto": OPENAI}
+_FORMATS: dict[str, WireFormat] = {
+    "openai": OPENAI,
+    "anthropic": ANTHROPIC,
+    "ollama": OLLAMA,
+    "auto": OPENAI,
+}
 
 
 @dataclass(slots=True)
@@ -243,7 +250,7 @@ def upstream_format(provider: ProviderView) -> WireFormat | None:
     return _FORMATS.get(provider.spec.format)
 
 
-def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> Upstream:
+async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> Upstream:
     provider = ctx.applied.snapshot.by_id[candidate.provider]
     fmt = upstream_format(provider)
     assert fmt is not None, "checked by the caller"
@@ -256,13 +263,23 @@ def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> Upstre
         watch = lambda: fmt.watch(wants_usage)  # noqa: E731
     else:
         req = ctx.translated()
+        if fmt.inline_images:
+            assert ctx.state.session is not None
+            try:
+                await inline_images(req, ctx.state.session)
+            except TranslationError as exc:
+                raise Reply(400, str(exc)) from None
         body = fmt.encode_request(req, model, provider)
 
         def transform(data: dict[str, Any]) -> bytes:
             return json.dumps(inbound.encode_response(fmt.decode_response(data), model)).encode()
 
         def watch() -> StreamWatch:
-            return TranslatingWatch(fmt.stream_decoder(), inbound.stream_encoder(model, req))
+            return TranslatingWatch(
+                fmt.stream_decoder(),
+                inbound.stream_encoder(model, req),
+                end_at_eof=not fmt.end_marker,
+            )
 
     return Upstream(
         fmt=fmt,
@@ -282,7 +299,7 @@ async def _attempt(
     ctx: _Context, candidate: Candidate, secret: str | None, key_id: str
 ) -> Served | Failed:
     state = ctx.state
-    up = _upstream(ctx, candidate, secret)
+    up = await _upstream(ctx, candidate, secret)
     headers = {
         "x-pooldaemon-provider": candidate.provider,
         "x-pooldaemon-attempts": str(ctx.attempts),

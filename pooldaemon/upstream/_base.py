@@ -49,9 +49,16 @@ class StreamWatch(Protocol):
         """The bytes to send on for ``event`` (None: drop it)."""
         ...
 
+    def finish(self) -> bytes | None:
+        """Bytes to send when the upstream stream ended (its format may have no end marker)."""
+        ...
+
 
 class WireFormat(Protocol):
     name: str
+    framing: str  # "sse" or "ndjson"
+    end_marker: bool  # a stream ends with an explicit event (else simply at EOF)
+    inline_images: bool  # image URLs must be fetched and sent as data
 
     def url(self, provider: ProviderView, model: str, stream: bool) -> str: ...
 

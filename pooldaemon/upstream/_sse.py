@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SseEvent", "SseSplitter", "encode_event"]
+__all__ = ["LineSplitter", "SseEvent", "SseSplitter", "encode_event"]
 
 _MAX_EVENT = 16 * 1024 * 1024
 
@@ -79,3 +79,23 @@ def encode_event(data: bytes, event: str | None = None) -> bytes:
     """One SSE event: ``event:`` line (when named) and ``data:``, blank-line terminated."""
     head = f"event: {event}\n".encode() if event else b""
     return head + b"data: " + data + b"\n\n"
+
+
+class LineSplitter:
+    """NDJSON framing (Ollama): each non-empty line is one event, as its ``data``."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[SseEvent]:
+        buffer = self._buffer + chunk if self._buffer else chunk
+        *lines, self._buffer = buffer.split(b"\n")
+        if len(self._buffer) > _MAX_EVENT:
+            raise ValueError("an NDJSON line is larger than 16 MiB")
+        return [SseEvent(line + b"\n", "", line.strip()) for line in lines if line.strip()]
+
+    @property
+    def pending(self) -> bytes:
+        return self._buffer

@@ -16,6 +16,10 @@ class StreamDecoder(Protocol):
 
     def feed(self, event: SseEvent) -> list[Event]: ...
 
+    def end(self) -> list[Event]:
+        """Events at EOF, for formats without an end marker."""
+        ...
+
 
 class StreamEncoder(Protocol):
     def encode(self, event: Event) -> bytes: ...
@@ -24,12 +28,15 @@ class StreamEncoder(Protocol):
 class TranslatingWatch:
     """A :class:`~pooldaemon.upstream._base.StreamWatch` that re-encodes as it relays."""
 
-    __slots__ = ("_decoder", "_encoder", "done", "usage")
+    __slots__ = ("_decoder", "_encoder", "_end_at_eof", "done", "usage")
     error_relayed = False  # the client gets its own format's error event from the proxy
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder) -> None:
+    def __init__(
+        self, decoder: StreamDecoder, encoder: StreamEncoder, *, end_at_eof: bool = False
+    ) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._end_at_eof = end_at_eof
         self.usage = Usage()
         self.done = False
 
@@ -40,9 +47,17 @@ class TranslatingWatch:
     def relay(self, event: SseEvent) -> bytes | None:
         if self._decoder.error is not None:
             return None  # nothing after an error, above all no normal end
-        out = b""
         # An error event yields no IR events; later ones are not relayed (above).
-        for ir in self._decoder.feed(event):  # ValueError: a malformed upstream stream
+        return self._encode(self._decoder.feed(event))  # ValueError: a malformed stream
+
+    def finish(self) -> bytes | None:
+        if not self._end_at_eof or self._decoder.error is not None or self.done:
+            return None
+        return self._encode(self._decoder.end())
+
+    def _encode(self, events: list[Event]) -> bytes | None:
+        out = b""
+        for ir in events:
             if isinstance(ir, StreamStart):
                 self.usage = ir.usage
             elif isinstance(ir, StreamEnd):

@@ -75,6 +75,9 @@ class _AnthropicWatch:
                 self.usage = _merge_delta(self.usage, data.get("usage"))
         return event.raw
 
+    def finish(self) -> bytes | None:
+        return None
+
 
 def _merge_delta(start: Usage, delta: object) -> Usage:
     """``message_delta`` usage is cumulative; input counts appear there only sometimes."""
@@ -96,6 +99,9 @@ class _AnthropicStreamDecoder:
         self._decoder = _ir.AnthropicDecoder()
         self.error: str | None = None
 
+    def end(self) -> list[Event]:
+        return []  # a stream without message_stop did not end normally
+
     def feed(self, event: SseEvent) -> list[Event]:
         if event.event == "ping" or not event.data:
             return []
@@ -112,6 +118,9 @@ class _AnthropicStreamDecoder:
 
 class AnthropicFormat:
     name = "anthropic"
+    framing = "sse"
+    end_marker = True
+    inline_images = False
 
     def url(self, provider: ProviderView, model: str, stream: bool) -> str:
         return messages_url(provider.spec.base_url or "")

@@ -84,6 +84,9 @@ class _OpenAIWatch:
                 return None  # the usage-only chunk we asked for on the client's behalf
         return event.raw
 
+    def finish(self) -> bytes | None:
+        return None
+
 
 class _OpenAIStreamDecoder:
     """SSE events of a Chat Completions stream -> IR events."""
@@ -91,6 +94,9 @@ class _OpenAIStreamDecoder:
     def __init__(self) -> None:
         self._decoder = _ir.OpenAIDecoder()
         self.error: str | None = None
+
+    def end(self) -> list[Event]:
+        return []  # a stream without [DONE] did not end normally
 
     def feed(self, event: SseEvent) -> list[Event]:
         if event.data == b"[DONE]":
@@ -107,6 +113,9 @@ class _OpenAIStreamDecoder:
 
 class OpenAIFormat:
     name = "openai"
+    framing = "sse"
+    end_marker = True
+    inline_images = False
 
     def url(self, provider: ProviderView, model: str, stream: bool) -> str:
         return f"{provider.spec.base_url}/chat/completions"

@@ -17,7 +17,10 @@ from pooldaemon.server import Applied, ProxyState, build_proxy_app
 from pooldaemon.spec import PoolSpec
 from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore
+from tests.server.fake_ollama import ollama_app
 from tests.server.fakes import Fake, fake_app, serve
+
+FAKE_APPS = {"ollama": ollama_app}
 
 KEYS = {
     "OPENAI_A_KEY": "sk-test-openai-a-1234567890abcdef",
@@ -69,12 +72,12 @@ async def gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
                 entry = dict(entry)
                 name = entry.pop("fake", None)
                 if name is not None:
+                    fmt = entry.get("format", "openai")
                     if name not in fakes:
                         fakes[name] = Fake(name)
-                        fakes[name].url = await stack.enter_async_context(
-                            serve(fake_app(fakes[name]))
-                        )
-                    suffix = "/v1" if entry.get("format", "openai") == "openai" else ""
+                        app = FAKE_APPS.get(fmt, fake_app)(fakes[name])
+                        fakes[name].url = await stack.enter_async_context(serve(app))
+                    suffix = "/v1" if fmt == "openai" else ""
                     entry.setdefault("base_url", fakes[name].url + suffix)
                 providers.append(entry)
             spec = PoolSpec.model_validate({"version": 1, "providers": providers, **sections})

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pooldaemon.upstream import SseSplitter
-from pooldaemon.upstream._sse import encode_event
+from pooldaemon.upstream import SseEvent, SseSplitter
+from pooldaemon.upstream._sse import LineSplitter, encode_event
 
 STREAM = (
     b'event: message_start\ndata: {"a": 1}\n\n'
@@ -57,3 +57,11 @@ def test_oversized_event_is_refused() -> None:
 def test_encode_event() -> None:
     assert encode_event(b"{}") == b"data: {}\n\n"
     assert encode_event(b"{}", "error") == b"event: error\ndata: {}\n\n"
+
+
+def test_ndjson_lines_across_chunks() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b'{"a": 1}\n{"b"') == [SseEvent(b'{"a": 1}\n', "", b'{"a": 1}')]
+    events = splitter.feed(b': 2}\n\n{"c": 3}\n')
+    assert [e.data for e in events] == [b'{"b": 2}', b'{"c": 3}']
+    assert splitter.pending == b""
