@@ -39,6 +39,7 @@ from pooldaemon.upstream._base import StreamWatch, WireFormat
 from pooldaemon.upstream._ir import ChatRequest, TranslationError
 from pooldaemon.upstream._translate import TranslatingWatch
 from pooldaemon.upstream.anthropic import ANTHROPIC
+from pooldaemon.upstream.google import GOOGLE
 from pooldaemon.upstream.ollama import OLLAMA
 from pooldaemon.upstream.openai import OPENAI
 from pooldaemon.usage import UsageRecord
@@ -53,6 +54,7 @@ _FORMATS: dict[str, WireFormat] = {
     "openai": OPENAI,
     "anthropic": ANTHROPIC,
     "ollama": OLLAMA,
+    "google": GOOGLE,
     "auto": OPENAI,
 }
 

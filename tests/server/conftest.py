@@ -17,10 +17,11 @@ from pooldaemon.server import Applied, ProxyState, build_proxy_app
 from pooldaemon.spec import PoolSpec
 from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore
+from tests.server.fake_gemini import gemini_app
 from tests.server.fake_ollama import ollama_app
 from tests.server.fakes import Fake, fake_app, serve
 
-FAKE_APPS = {"ollama": ollama_app}
+FAKE_APPS = {"ollama": ollama_app, "google": gemini_app}
 
 KEYS = {
     "OPENAI_A_KEY": "sk-test-openai-a-1234567890abcdef",
