@@ -16,6 +16,7 @@ from aiohttp import web
 from pooldaemon import __version__
 from pooldaemon.errors import SettingsError
 from pooldaemon.server._auth import AuthError, authenticate
+from pooldaemon.server._count import count_tokens
 from pooldaemon.server._proxy import proxy_handler
 from pooldaemon.server._replies import error_response
 from pooldaemon.server._state import PROXY_STATE, ProxyState
@@ -97,5 +98,6 @@ def build_proxy_app(state: ProxyState) -> web.Application:
     app.cleanup_ctx.append(_client_session)
     app.router.add_post("/v1/chat/completions", proxy_handler(OPENAI))
     app.router.add_post("/v1/messages", proxy_handler(ANTHROPIC))
+    app.router.add_post("/v1/messages/count_tokens", count_tokens)
     app.router.add_get("/v1/models", _models)
     return app

@@ -44,7 +44,7 @@ from pooldaemon.upstream.ollama import OLLAMA
 from pooldaemon.upstream.openai import OPENAI
 from pooldaemon.usage import UsageRecord
 
-__all__ = ["proxy_handler"]
+__all__ = ["decide", "log_request", "proxy_handler", "request_context"]
 
 _log = logging.getLogger("pooldaemon.proxy")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,7 +97,7 @@ def proxy_handler(fmt: WireFormat) -> Handler:
         ctx: _Context | None = None
         status = 500
         try:
-            ctx = await _context(request, state, fmt, rid, started)
+            ctx = await request_context(request, state, fmt, rid, started)
             response = await _serve(ctx)
             status = response.status
             return response
@@ -112,12 +112,12 @@ def proxy_handler(fmt: WireFormat) -> Handler:
             status = 500
             return error_response(fmt, 500, "internal error", {"x-request-id": rid})
         finally:
-            _log_request(ctx, rid, status, time.perf_counter() - started)
+            log_request(ctx, rid, status, time.perf_counter() - started)
 
     return handle
 
 
-async def _context(
+async def request_context(
     request: web.Request, state: ProxyState, fmt: WireFormat, rid: str, started: float
 ) -> _Context:
     applied = state.applied
@@ -150,7 +150,7 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
     return body
 
 
-def _decide(ctx: _Context) -> RouteDecision:
+def decide(ctx: _Context) -> RouteDecision:
     state, snapshot = ctx.state, ctx.applied.snapshot
     sticky = ctx.request.headers.get("x-pooldaemon-provider")
     request = RouteRequest(
@@ -183,7 +183,7 @@ def _no_candidate(decision: RouteDecision) -> Reply:
 
 
 async def _serve(ctx: _Context) -> web.StreamResponse:
-    decision = _decide(ctx)
+    decision = decide(ctx)
     if not decision.candidates:
         raise _no_candidate(decision)
     queue = list(decision.candidates)
@@ -400,7 +400,7 @@ def _record(
     ctx.usage = usage
 
 
-def _log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:
+def log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:
     if ctx is None:
         _log.info("request_id=%s status=%d latency_ms=%.1f", rid, status, elapsed * 1000)
         return

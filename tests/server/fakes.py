@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 USAGE_IN, USAGE_OUT, CACHED = 42, 7, 10
+COUNTED = 123
 
 
 @dataclass
@@ -176,9 +177,16 @@ def fake_app(fake: Fake) -> web.Application:
     async def messages(request: web.Request) -> web.StreamResponse:
         return await handle(request, "anthropic")
 
+    async def count(request: web.Request) -> web.Response:
+        body = await request.json()
+        fake.requests.append(body)
+        fake.headers.append(dict(request.headers))
+        return web.json_response({"input_tokens": COUNTED})
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/messages/count_tokens", count)
     return app
 
 
