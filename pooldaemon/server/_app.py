@@ -23,6 +23,7 @@ from pooldaemon.server._state import PROXY_STATE, ProxyState
 from pooldaemon.spec import PoolSpec
 from pooldaemon.upstream.anthropic import ANTHROPIC
 from pooldaemon.upstream.openai import OPENAI
+from pooldaemon.upstream.responses import RESPONSES
 
 __all__ = ["build_proxy_app", "check_open_proxy"]
 
@@ -99,5 +100,6 @@ def build_proxy_app(state: ProxyState) -> web.Application:
     app.router.add_post("/v1/chat/completions", proxy_handler(OPENAI))
     app.router.add_post("/v1/messages", proxy_handler(ANTHROPIC))
     app.router.add_post("/v1/messages/count_tokens", count_tokens)
+    app.router.add_post("/v1/responses", proxy_handler(RESPONSES))
     app.router.add_get("/v1/models", _models)
     return app

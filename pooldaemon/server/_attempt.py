@@ -210,7 +210,7 @@ async def send_stream(
             client_gone(watch.usage, ttfb)  # what was streamed still counts
             raise
         if broken is not None and not watch.error_relayed:
-            await out.write(up.inbound.stream_error(broken))
+            await out.write(watch.failure(broken) or up.inbound.stream_error(broken))
         await out.write_eof()
         return Served(out, watch.usage, ttfb, broken or watch.error)
     finally:

@@ -42,6 +42,7 @@ from pooldaemon.upstream.anthropic import ANTHROPIC
 from pooldaemon.upstream.google import GOOGLE
 from pooldaemon.upstream.ollama import OLLAMA
 from pooldaemon.upstream.openai import OPENAI
+from pooldaemon.upstream.responses import RESPONSES
 from pooldaemon.usage import UsageRecord
 
 __all__ = ["decide", "log_request", "proxy_handler", "request_context"]
@@ -55,6 +56,7 @@ _FORMATS: dict[str, WireFormat] = {
     "anthropic": ANTHROPIC,
     "ollama": OLLAMA,
     "google": GOOGLE,
+    "responses": RESPONSES,
     "auto": OPENAI,
 }
 
@@ -77,13 +79,20 @@ class _Context:
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
     ir: ChatRequest | None = None  # the request in the IR, decoded when first translated
+    images_inlined: bool = False
+    untranslatable: str | None = None  # why the request could not go to another format
 
-    def translated(self) -> ChatRequest:
+    async def translated(self, fmt: WireFormat) -> ChatRequest:
+        """The request in the IR, ready for ``fmt``; raises TranslationError."""
         if self.ir is None:
             try:
                 self.ir = self.fmt.decode_request(self.body)
-            except (TranslationError, TypeError, KeyError, AttributeError) as exc:
-                raise Reply(400, f"request cannot be translated for this provider: {exc}") from None
+            except (TypeError, KeyError, AttributeError) as exc:
+                raise TranslationError(f"malformed request: {exc}") from None
+        if fmt.inline_images and not self.images_inlined:
+            assert self.state.session is not None
+            await inline_images(self.ir, self.state.session)
+            self.images_inlined = True
         return self.ir
 
 
@@ -171,12 +180,16 @@ def decide(ctx: _Context) -> RouteDecision:
 
 def _no_candidate(decision: RouteDecision) -> Reply:
     reasons = {s.reason for s in decision.skipped}
-    why = "; ".join(f"{s.provider}: {s.reason}{f' ({s.detail})' if s.detail else ''}"
-                    for s in decision.skipped)  # fmt: skip
+    why = "; ".join(
+        f"{s.provider}: {s.reason}{f' ({s.detail})' if s.detail else ''}" for s in decision.skipped
+    )
     if decision.retry_after is not None:
         wait = max(1, round(decision.retry_after + 0.5))
-        return Reply(503, f"every provider for {decision.model!r} is cooling down; {why}",
-                     {"Retry-After": str(wait)})  # fmt: skip
+        return Reply(
+            503,
+            f"every provider for {decision.model!r} is cooling down; {why}",
+            {"Retry-After": str(wait)},
+        )
     if reasons == {SkipReason.client_not_allowed}:
         return Reply(403, f"this client may not use {decision.model!r}")
     return Reply(503, f"no provider can take {decision.model!r} now: {why}")
@@ -220,9 +233,18 @@ async def _try(
 ) -> web.StreamResponse | Failed | None:
     """One attempt at ``provider``; None when it could not be tried at all."""
     state, runtime = ctx.state, ctx.state.runtime
-    if upstream_format(provider) is None:
+    fmt = upstream_format(provider)
+    if fmt is None:
         ctx.trace.append(f"{provider.id}:format_{provider.spec.format}_not_supported_yet")
         return None
+    if fmt is not ctx.fmt:
+        try:
+            await ctx.translated(fmt)
+        except TranslationError as exc:
+            # Providers of the client's own format may still take it as it is.
+            ctx.trace.append(f"{provider.id}:untranslatable")
+            ctx.untranslatable = str(exc)
+            return None
     key = None
     if provider.keys:
         secrets = ctx.applied.secrets
@@ -264,14 +286,11 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
         body, wants_usage = fmt.prepare(ctx.body, model, provider)
         watch = lambda: fmt.watch(wants_usage)  # noqa: E731
     else:
-        req = ctx.translated()
-        if fmt.inline_images:
-            assert ctx.state.session is not None
-            try:
-                await inline_images(req, ctx.state.session)
-            except TranslationError as exc:
-                raise Reply(400, str(exc)) from None
-        body = fmt.encode_request(req, model, provider)
+        req = await ctx.translated(fmt)  # already prepared by _try: no I/O here
+        try:
+            body = fmt.encode_request(req, model, provider)
+        except TranslationError as exc:
+            raise Reply(400, f"request cannot be sent to {provider.id}: {exc}") from None
 
         def transform(data: dict[str, Any]) -> bytes:
             return json.dumps(inbound.encode_response(fmt.decode_response(data), model)).encode()
@@ -334,6 +353,13 @@ def _relay_error(ctx: _Context, failed: Failed, provider: ProviderView) -> web.R
 def _exhausted(ctx: _Context, last: Failed | None) -> Reply:
     trace = " -> ".join(ctx.trace) or "nothing tried"
     headers = {"x-pooldaemon-attempts": str(ctx.attempts)}
+    if last is None and ctx.untranslatable is not None:
+        return Reply(
+            400,
+            f"request cannot be translated for the providers of "
+            f"{ctx.model!r} ({trace}): {ctx.untranslatable}",
+            headers,
+        )
     if last is None:
         return Reply(503, f"no provider could be tried ({trace})", headers)
     message = redact(last.failure.message, ctx.applied.secrets.values())
@@ -409,6 +435,14 @@ def log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> 
     _log.info(
         "request_id=%s client=%s model=%s stream=%s status=%d attempts=%d trace=%s "
         "latency_ms=%.1f input=%d output=%d",
-        rid, ctx.client.name if ctx.client else "-", model, ctx.stream, status,
-        ctx.attempts, " -> ".join(ctx.trace) or "-", elapsed * 1000, usage.input, usage.output,
-    )  # fmt: skip
+        rid,
+        ctx.client.name if ctx.client else "-",
+        model,
+        ctx.stream,
+        status,
+        ctx.attempts,
+        " -> ".join(ctx.trace) or "-",
+        elapsed * 1000,
+        usage.input,
+        usage.output,
+    )

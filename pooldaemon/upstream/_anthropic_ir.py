@@ -352,6 +352,9 @@ class AnthropicEncoder:
         self.open: set[int] = set()
         self.started = False
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
     def encode(self, event: Event) -> bytes:
         out = b""
         if isinstance(event, StreamStart):

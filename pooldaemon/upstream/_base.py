@@ -53,6 +53,11 @@ class StreamWatch(Protocol):
         """Bytes to send when the upstream stream ended (its format may have no end marker)."""
         ...
 
+    def failure(self, message: str) -> bytes | None:
+        """The client's error event for a stream that broke, when it must carry the
+        stream's own identity (Responses); None: the format's generic one."""
+        ...
+
 
 class WireFormat(Protocol):
     name: str

@@ -140,6 +140,9 @@ class GeminiEncoder:
         call_id, name, args = self.calls.pop(index)
         return _response_call(ToolCall(call_id, name, "".join(args)))
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
     def encode(self, event: Event) -> bytes:
         if isinstance(event, StreamStart):
             self.id = event.id or self.id

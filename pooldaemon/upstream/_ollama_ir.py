@@ -308,6 +308,9 @@ class OllamaEncoder:
     def _line(self, data: Json) -> bytes:
         return json.dumps({"model": self.model, "created_at": _now(), **data}).encode() + b"\n"
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
     def encode(self, event: Event) -> bytes:
         if isinstance(event, TextDelta):
             return self._line(

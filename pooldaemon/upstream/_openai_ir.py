@@ -388,6 +388,9 @@ class OpenAIEncoder:
         }
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
     def encode(self, event: Event) -> bytes:
         if isinstance(event, StreamStart):
             self.id = event.id or self.id

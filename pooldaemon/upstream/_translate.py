@@ -24,6 +24,8 @@ class StreamDecoder(Protocol):
 class StreamEncoder(Protocol):
     def encode(self, event: Event) -> bytes: ...
 
+    def failure(self, message: str) -> bytes | None: ...
+
 
 class TranslatingWatch:
     """A :class:`~pooldaemon.upstream._base.StreamWatch` that re-encodes as it relays."""
@@ -49,6 +51,9 @@ class TranslatingWatch:
             return None  # nothing after an error, above all no normal end
         # An error event yields no IR events; later ones are not relayed (above).
         return self._encode(self._decoder.feed(event))  # ValueError: a malformed stream
+
+    def failure(self, message: str) -> bytes | None:
+        return self._encoder.failure(message)
 
     def finish(self) -> bytes | None:
         if not self._end_at_eof or self._decoder.error is not None or self.done:

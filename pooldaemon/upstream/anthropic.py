@@ -78,6 +78,9 @@ class _AnthropicWatch:
     def finish(self) -> bytes | None:
         return None
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
 
 def _merge_delta(start: Usage, delta: object) -> Usage:
     """``message_delta`` usage is cumulative; input counts appear there only sometimes."""

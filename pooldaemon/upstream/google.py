@@ -126,6 +126,9 @@ class _GeminiWatch:
         """At EOF: nothing to add (a pass-through relays what came)."""
         return None
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
 
 class _GeminiStreamDecoder:
     """SSE events of a Gemini stream -> IR events; :meth:`end` at EOF."""

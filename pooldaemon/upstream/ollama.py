@@ -59,6 +59,9 @@ class _OllamaWatch:
     def finish(self) -> bytes | None:
         return None
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
 
 class _OllamaStreamDecoder:
     def __init__(self) -> None:

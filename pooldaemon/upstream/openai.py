@@ -87,6 +87,9 @@ class _OpenAIWatch:
     def finish(self) -> bytes | None:
         return None
 
+    def failure(self, message: str) -> bytes | None:
+        return None  # the format's generic error event fits
+
 
 class _OpenAIStreamDecoder:
     """SSE events of a Chat Completions stream -> IR events."""

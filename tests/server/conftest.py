@@ -19,9 +19,10 @@ from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore
 from tests.server.fake_gemini import gemini_app
 from tests.server.fake_ollama import ollama_app
+from tests.server.fake_responses import responses_app
 from tests.server.fakes import Fake, fake_app, serve
 
-FAKE_APPS = {"ollama": ollama_app, "google": gemini_app}
+FAKE_APPS = {"ollama": ollama_app, "google": gemini_app, "responses": responses_app}
 
 KEYS = {
     "OPENAI_A_KEY": "sk-test-openai-a-1234567890abcdef",
@@ -78,7 +79,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
                         fakes[name] = Fake(name)
                         app = FAKE_APPS.get(fmt, fake_app)(fakes[name])
                         fakes[name].url = await stack.enter_async_context(serve(app))
-                    suffix = "/v1" if fmt == "openai" else ""
+                    suffix = "/v1" if fmt in ("openai", "responses") else ""
                     entry.setdefault("base_url", fakes[name].url + suffix)
                 providers.append(entry)
             spec = PoolSpec.model_validate({"version": 1, "providers": providers, **sections})

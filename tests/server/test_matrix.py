@@ -17,8 +17,9 @@ UPSTREAMS = {
     "anthropic": {"keys": [{"env": "ANTH_KEY"}]},
     "google": {"keys": [{"env": "ANTH_KEY_2"}]},
     "ollama": {},
+    "responses": {"keys": [{"env": "OPENAI_B_KEY"}]},
 }
-INBOUND = ["openai", "anthropic"]
+INBOUND = ["openai", "anthropic", "responses"]
 WEATHER = {
     "name": "weather",
     "description": "Weather in a city",
@@ -147,7 +148,57 @@ class _AnthropicClient:
         return block.name, dict(block.input), text  # type: ignore[arg-type]
 
 
-CLIENTS = {"openai": _OpenAIClient, "anthropic": _AnthropicClient}
+class _ResponsesClient:
+    def __init__(self, gw: Gateway) -> None:
+        self.client = gw.openai()
+
+    async def plain(self) -> str:
+        response = await self.client.responses.create(model="m", input="hi")
+        return response.output_text
+
+    async def stream(self) -> str:
+        stream = await self.client.responses.create(model="m", input="hi", stream=True)
+        return "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
+
+    async def tool_round(self) -> tuple[str, dict[str, Any], str]:
+        tools: Any = [{"type": "function", "strict": False, **WEATHER}]
+        items: list[Any] = [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": QUESTION},
+                    {
+                        "type": "input_image",
+                        "image_url": f"data:image/png;base64,{PIXEL}",
+                        "detail": "auto",
+                    },
+                ],
+            }
+        ]
+        stream = await self.client.responses.create(
+            model="m", input=items, tools=tools, stream=True
+        )
+        args, call = "", None
+        async for event in stream:
+            if event.type == "response.function_call_arguments.delta":
+                args += event.delta
+            elif event.type == "response.completed":
+                call = next(o for o in event.response.output if o.type == "function_call")
+        assert call is not None and call.arguments == args
+        items += [
+            {
+                "type": "function_call",
+                "call_id": call.call_id,
+                "name": call.name,
+                "arguments": args,
+            },
+            {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+        ]
+        final = await self.client.responses.create(model="m", input=items, tools=tools)
+        return call.name, json.loads(args), final.output_text
+
+
+CLIENTS = {"openai": _OpenAIClient, "anthropic": _AnthropicClient, "responses": _ResponsesClient}
 
 
 @pytest.mark.parametrize("upstream", list(UPSTREAMS))
