@@ -17,9 +17,17 @@ from pooldaemon.upstream._ir import ChatRequest, ChatResponse
 from pooldaemon.upstream._sse import SseEvent
 from pooldaemon.upstream._translate import StreamDecoder, StreamEncoder
 
-__all__ = ["StreamWatch", "WireFormat", "has_content_part"]
+__all__ = ["StreamWatch", "WireFormat", "bearer_headers", "has_content_part"]
 
 Json = dict[str, Any]
+
+
+def bearer_headers(provider: ProviderView, key: str | None) -> dict[str, str]:
+    """JSON content type, the provider's extra headers, and ``Authorization: Bearer``."""
+    headers = {"Content-Type": "application/json", **provider.spec.headers}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
 
 
 def has_content_part(body: Mapping[str, Any], part_type: str) -> bool:

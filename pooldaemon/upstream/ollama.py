@@ -14,6 +14,7 @@ from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_ollama
 from pooldaemon.upstream import _ollama_ir as _ir
+from pooldaemon.upstream._base import bearer_headers
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent
 
@@ -94,10 +95,7 @@ class OllamaFormat:
     def headers(
         self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
     ) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **provider.spec.headers}
-        if key:  # an Ollama behind an authenticating reverse proxy
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return bearer_headers(provider, key)
 
     def _options(self, body: Json, provider: ProviderView) -> None:
         params = provider.spec.model_params

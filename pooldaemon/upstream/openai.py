@@ -14,7 +14,7 @@ from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_openai
 from pooldaemon.upstream import _openai_ir as _ir
-from pooldaemon.upstream._base import has_content_part
+from pooldaemon.upstream._base import bearer_headers, has_content_part
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 
@@ -126,10 +126,7 @@ class OpenAIFormat:
     def headers(
         self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
     ) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **provider.spec.headers}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return bearer_headers(provider, key)
 
     def prepare(self, body: Json, model: str, provider: ProviderView) -> tuple[Json, bool]:
         out = dict(body)

@@ -16,6 +16,7 @@ from typing import Any
 from pooldaemon.pool import ProviderView, Usage, usage_from_responses
 from pooldaemon.upstream import _responses_ir as _ir
 from pooldaemon.upstream import _responses_stream as _stream
+from pooldaemon.upstream._base import bearer_headers
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent
 from pooldaemon.upstream.openai import OPENAI
@@ -164,10 +165,7 @@ class ResponsesFormat:
     def headers(
         self, provider: ProviderView, key: str | None, inbound: Mapping[str, str]
     ) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", **provider.spec.headers}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        return bearer_headers(provider, key)
 
     def prepare(self, body: Json, model: str, provider: ProviderView) -> tuple[Json, bool]:
         out = dict(body)  # store, previous_response_id and the rest pass as the client sent them

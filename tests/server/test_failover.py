@@ -177,3 +177,12 @@ async def test_key_rotation_on_auth_failure(gateway: GatewayFactory) -> None:
     used = [h["Authorization"] for h in gw.fakes["a"].headers]
     assert used[0] != used[1]
     assert len(gw.state.runtime.keys) == 1  # the rejected key is set aside
+
+
+async def test_timeout_everywhere_answers_504(gateway: GatewayFactory) -> None:
+    gw = await gateway(providers=[_provider("a", 1, first_byte_timeout="200ms")])
+    gw.fakes["a"].faults.append(Fault(stall=2.0))
+    with pytest.raises(openai.APIStatusError) as exc:
+        await gw.openai().chat.completions.create(model="gpt-4o", messages=HI)
+    assert exc.value.status_code == 504
+    assert "a:timeout" in exc.value.message
