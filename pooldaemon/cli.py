@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pooldaemon import __version__
+from pooldaemon.daemon import run_daemon
 from pooldaemon.errors import ConfigError, SettingsError, StoreError
 from pooldaemon.logs import configure_logging
-from pooldaemon.server._serve import serve_proxy
+from pooldaemon.reconcile import plan
 from pooldaemon.settings import load_settings
 from pooldaemon.spec import LoadedSpec, load_spec_file
 from pooldaemon.spec._schema import pool_json_schema_text
@@ -21,6 +23,8 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_CHANGES = 1  # plan: the file would change the pool
+EXIT_ERROR = 2  # plan: the file could not be loaded
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     validate.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+
+    planner = sub.add_parser(
+        "plan", help="show what applying a config file changes; exit 0 none, 1 changes, 2 error"
+    )
+    planner.add_argument("path", type=Path, metavar="PATH")
+    planner.add_argument("--json", action="store_true", help="print the plan as JSON")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
@@ -75,6 +85,22 @@ def _validate(paths: Sequence[Path], quiet: bool) -> int:
     return status
 
 
+def _plan(path: Path, as_json: bool) -> int:
+    try:
+        loaded = load_spec_file(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_ERROR
+    _print_warnings(loaded)
+    result = plan(None, loaded.spec)  # against an empty pool
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return EXIT_OK if result.empty else EXIT_CHANGES
+
+
 def _schema(output: Path | None) -> int:
     text = pool_json_schema_text()
     if output is None:
@@ -95,16 +121,13 @@ def _run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_format=args.log_format,
     )
+    configure_logging(settings.log_level, settings.log_format)
     try:
-        loaded = load_spec_file(settings.config)
-    except ConfigError as exc:
+        asyncio.run(run_daemon(settings))
+    except ConfigError as exc:  # neither the file nor a last-known-good copy is usable
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_INVALID
-    _print_warnings(loaded)
-    configure_logging(settings.log_level, settings.log_format)
-    try:
-        asyncio.run(serve_proxy(settings, loaded))
     except (StoreError, OSError) as exc:
         print(f"pooldaemon: cannot start: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -117,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args.paths, args.quiet)
+        if args.command == "plan":
+            return _plan(args.path, args.json)
         if args.command == "schema":
             return _schema(args.output)
         return _run(args)

@@ -1,13 +1,16 @@
-"""``pooldaemon run``: serve the proxy on one applied config until SIGTERM/SIGINT.
+"""``pooldaemon run``: the daemon's lifecycle.
 
-Start: snapshot, keys, usage store, bind. Stop: stop accepting, let requests in
-flight (streams too) finish within the grace period, flush usage, close.
-Watching the YAML, reloads and the admin API come with the daemon work.
+Start: settings -> the YAML (else the last-known-good copy, reported Degraded;
+with neither, exit with the errors) -> usage store -> snapshot -> bind ->
+triggers (file watch, SIGHUP, a periodic checksum poll). Stop (SIGTERM or
+SIGINT): stop accepting, let requests in flight (streams too) finish within
+the grace period, flush usage, close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -16,14 +19,15 @@ from pathlib import Path
 from aiohttp import web
 
 from pooldaemon.pool import Snapshot
-from pooldaemon.server._app import build_proxy_app, check_open_proxy
-from pooldaemon.server._state import Applied, ProxyState
+from pooldaemon.reconcile._reconciler import Reconciler, initial_spec
+from pooldaemon.reconcile._watch import poll_config, watch_config
+from pooldaemon.server import Applied, ProxyState, build_proxy_app, check_open_proxy
 from pooldaemon.settings import Settings, split_host_port
-from pooldaemon.spec import LoadedSpec
+from pooldaemon.systemd import Notifier, watchdog_task
 from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore, seed_ledger
 
-__all__ = ["SHUTDOWN_GRACE", "serve_proxy"]
+__all__ = ["SHUTDOWN_GRACE", "run_daemon"]
 
 _log = logging.getLogger("pooldaemon")
 SHUTDOWN_GRACE = 30.0
@@ -35,15 +39,35 @@ def _state_dir(path: Path) -> Path:
     return path
 
 
-async def serve_proxy(settings: Settings, loaded: LoadedSpec) -> None:
-    """Serve until a stop signal; raises SettingsError / StoreError / OSError on start."""
+async def run_daemon(settings: Settings) -> None:
+    """Serve until a stop signal. Raises ConfigError (no usable config), SettingsError,
+    StoreError or OSError when it cannot start."""
+    notifier = Notifier.from_env()
+    # Pings until the very end, the drain included (systemd would kill a silent daemon).
+    watchdog = asyncio.create_task(watchdog_task(notifier))
+    try:
+        await _run(settings, notifier)
+    finally:
+        watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watchdog
+    _log.info("stopped")
+
+
+async def _run(settings: Settings, notifier: Notifier) -> None:
+    state_dir = _state_dir(settings.state_dir)
+    loaded, start_errors = initial_spec(settings.config, state_dir)
+    for issue in start_errors:
+        _log.error("config invalid, serving the last-known-good copy: %s", issue)
+    for warning in loaded.warnings:
+        _log.warning("%s", warning)
     host, port = split_host_port(settings.listen)
     check_open_proxy(loaded.spec, host)
     snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
-    secrets, problems = resolve_keys(snapshot, config_dir=Path(loaded.file).parent)
+    secrets, problems = resolve_keys(snapshot, config_dir=settings.config.parent)
     for problem in problems:
         _log.warning("key unusable: %s", problem)
-    store = UsageStore(_state_dir(settings.state_dir) / "usage.sqlite3")
+    store = UsageStore(state_dir / "usage.sqlite3")
     try:
         state = ProxyState(
             Applied(snapshot, secrets),
@@ -52,6 +76,15 @@ async def serve_proxy(settings: Settings, loaded: LoadedSpec) -> None:
             max_response_bytes=settings.max_response_bytes,
         )
         seed_ledger(state.runtime.ledger, store, snapshot, state.wall())
+        reconciler = Reconciler(
+            settings.config,
+            state_dir,
+            state,
+            loaded,
+            store=store,
+            start_errors=start_errors,
+            notifier=notifier,
+        )
         runner = web.AppRunner(
             build_proxy_app(state),
             handler_cancellation=True,
@@ -63,24 +96,53 @@ async def serve_proxy(settings: Settings, loaded: LoadedSpec) -> None:
             await web.TCPSite(runner, host, port).start()
             _log.info(
                 "serving proxy on http://%s:%d config=%s sha256=%s providers=%d",
-                host, port, loaded.file, loaded.sha256[:12], len(snapshot.providers),
-            )  # fmt: skip
-            await _wait_for_stop()
+                host,
+                port,
+                loaded.file,
+                loaded.sha256[:12],
+                len(snapshot.providers),
+            )
+            status = "degraded: serving last-known-good" if start_errors else "serving"
+            notifier.ready(f"{status} revision {loaded.sha256[:12]} on {host}:{port}")
+            await _serve_until_stopped(settings, reconciler)
+            notifier.stopping()
             _log.info("stopping: finishing requests in flight (up to %.0fs)", SHUTDOWN_GRACE)
         finally:
             await runner.cleanup()
     finally:
         await asyncio.to_thread(store.close)
-    _log.info("stopped")
 
 
-async def _wait_for_stop() -> None:
+async def _serve_until_stopped(settings: Settings, reconciler: Reconciler) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+
+    async def trigger(name: str) -> None:
+        await reconciler.reconcile(name)
+
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_sighup() -> None:
+        task = loop.create_task(trigger("sighup"))
+        pending.add(task)  # keep a reference until it is done
+        task.add_done_callback(pending.discard)
+
+    tasks = [
+        asyncio.create_task(
+            watch_config(settings.config, trigger, force_polling=settings.watch_force_polling)
+        ),
+        asyncio.create_task(poll_config(trigger, settings.config_poll_interval)),
+    ]
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     secret_key_files: Annotated[tuple[Path, ...], NoDecode] = ()
     """Private keys for sealed values: one path, or a JSON list of paths."""
+    config_poll_interval: float = Field(default=30.0, gt=0)
+    """Seconds between checksum polls of the config (a safety net beside the file watch)."""
+    watch_force_polling: bool = False
+    """Poll the config's directory instead of inotify (network filesystems)."""
     max_request_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     max_response_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 

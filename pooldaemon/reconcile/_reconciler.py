@@ -1,0 +1,214 @@
+"""The reconcile pipeline: read -> sha256 -> validate -> resolve keys -> plan -> apply.
+
+Applying builds a new snapshot and swaps one reference; a file that fails at
+any step changes nothing that serves. The last applied file is kept in
+``state_dir`` (last-known-good) so a restart with a broken file still serves.
+Runs one reconcile at a time; parsing and building happen in a worker thread
+so a large config never blocks the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pooldaemon.errors import ConfigError, Issue
+from pooldaemon.pool import Snapshot
+from pooldaemon.reconcile._plan import Plan, plan
+from pooldaemon.reconcile._status import HistoryEntry, ReconcileStatus
+from pooldaemon.server import Applied, ProxyState
+from pooldaemon.spec import LoadedSpec, load_spec_bytes, load_spec_file
+from pooldaemon.systemd import Notifier
+from pooldaemon.upstream import resolve_keys
+from pooldaemon.usage import UsageStore, seed_ledger
+
+__all__ = ["LAST_KNOWN_GOOD", "Outcome", "Reconciler", "initial_spec"]
+
+_log = logging.getLogger("pooldaemon.reconcile")
+LAST_KNOWN_GOOD = "last-known-good.yaml"
+_EXPLICIT = frozenset({"start", "sighup", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: str  # success, failure, unchanged
+    revision: str
+    summary: str
+    errors: tuple[str, ...] = ()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Atomic write, mode 0600 whatever the umask."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def initial_spec(config: Path, state_dir: Path) -> tuple[LoadedSpec, tuple[Issue, ...]]:
+    """The spec to start with: the file, else the last-known-good copy (with the file's
+    errors). Raises ConfigError when neither is usable."""
+    try:
+        return load_spec_file(config), ()
+    except ConfigError as exc:
+        lkg = state_dir / LAST_KNOWN_GOOD
+        if not lkg.exists():
+            raise
+        loaded = load_spec_file(lkg)
+        return loaded, exc.issues
+
+
+class Reconciler:
+    """Keeps the served state in line with the YAML file."""
+
+    def __init__(
+        self,
+        config: Path,
+        state_dir: Path,
+        proxy: ProxyState,
+        applied: LoadedSpec,
+        *,
+        store: UsageStore | None = None,
+        start_errors: tuple[Issue, ...] = (),
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.state_dir = state_dir
+        self.proxy = proxy
+        self.applied = applied
+        self.store = store
+        self.status = ReconcileStatus()
+        self.notifier = notifier or Notifier(None)
+        self._lock = asyncio.Lock()
+        self._failed_revision = ""
+        now = time.time()
+        self.status.applied_revision = applied.sha256
+        self.status.attempted_revision = applied.sha256
+        if start_errors:
+            self._degraded(tuple(str(i) for i in start_errors), now, "serving last-known-good")
+            self.status.attempted_revision = ""
+        else:
+            try:
+                raw = Path(applied.file).read_bytes()
+            except OSError:
+                raw = b""
+            if hashlib.sha256(raw).hexdigest() == applied.sha256:
+                self._write_lkg(raw)
+            self._ready(f"applied revision {applied.sha256[:12]}", now)
+
+    async def reconcile(self, trigger: str, *, force: bool = False) -> Outcome:
+        async with self._lock:
+            return await self._reconcile(trigger, force)
+
+    async def _reconcile(self, trigger: str, force: bool) -> Outcome:
+        started, t0 = time.time(), time.perf_counter()
+        explicit = trigger in _EXPLICIT or force
+        try:
+            raw = await asyncio.to_thread(self.config.read_bytes)
+        except OSError as exc:
+            error = f"{self.config}: cannot read the file: {exc.strerror or exc}"
+            return self._fail("", (error,), trigger, started, t0)
+        revision = hashlib.sha256(raw).hexdigest()
+        if revision == self.applied.sha256 and not force:
+            if explicit:
+                self._history(revision, "unchanged", trigger, started, t0, "no change")
+                _log.info(
+                    "reconcile trigger=%s revision=%s result=unchanged", trigger, revision[:12]
+                )
+            return Outcome("unchanged", revision, "no change")
+        if revision == self._failed_revision and not explicit:
+            return Outcome("failure", revision, "already reported", self.status.errors)
+        self.status.attempted_revision = revision
+        self.status.set("Reconciling", True, "Progressing", f"revision {revision[:12]}", started)
+        self.notifier.reloading()
+        try:
+            loaded, snapshot, secrets = await asyncio.to_thread(self._prepare, raw)
+        except ConfigError as exc:
+            outcome = self._fail(revision, tuple(str(i) for i in exc.issues), trigger, started, t0)
+            self.notifier.ready(f"degraded: {outcome.summary}; serving {self.applied.sha256[:12]}")
+            return outcome
+        change = plan(self.applied.spec, loaded.spec)
+        self._apply(loaded, snapshot, secrets, change)
+        self._write_lkg(raw)
+        summary = change.summary() or "no effective change"
+        self._history(revision, "success", trigger, started, t0, summary)
+        self.notifier.ready(f"serving revision {revision[:12]}")
+        _log.info(
+            "reconcile trigger=%s revision=%s result=success duration_ms=%.1f plan=%s",
+            trigger,
+            revision[:12],
+            (time.perf_counter() - t0) * 1000,
+            summary,
+        )
+        return Outcome("success", revision, summary)
+
+    def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Snapshot, dict[str, str]]:
+        loaded = load_spec_bytes(raw, str(self.config))
+        snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
+        secrets, problems = resolve_keys(snapshot, config_dir=self.config.parent)
+        for warning in loaded.warnings:
+            _log.warning("%s", warning)
+        for problem in problems:
+            _log.warning("key unusable: %s", problem)
+        return loaded, snapshot, secrets
+
+    def _apply(
+        self, loaded: LoadedSpec, snapshot: Snapshot, secrets: dict[str, str], change: Plan
+    ) -> None:
+        runtime = self.proxy.runtime
+        runtime.forget(change.providers_to_reset())
+        self.proxy.apply(Applied(snapshot, secrets))  # one reference swap
+        if self.store is not None:
+            seed_ledger(runtime.ledger, self.store, snapshot, time.time())
+        self.applied = loaded
+        self._failed_revision = ""
+        self.status.applied_revision = loaded.sha256
+        self.status.errors = ()
+        self._ready(f"applied revision {loaded.sha256[:12]}: {change.summary()}", time.time())
+
+    def _fail(
+        self, revision: str, errors: tuple[str, ...], trigger: str, started: float, t0: float
+    ) -> Outcome:
+        self._failed_revision = revision
+        self._degraded(errors, time.time(), f"still serving revision {self.applied.sha256[:12]}")
+        self._history(revision, "failure", trigger, started, t0, errors[0] if errors else "failed")
+        for error in errors:
+            _log.error("reconcile trigger=%s revision=%s: %s", trigger, revision[:12], error)
+        return Outcome("failure", revision, errors[0] if errors else "failed", errors)
+
+    def _ready(self, message: str, now: float) -> None:
+        self.status.set("Ready", True, "ReconciliationSucceeded", message, now)
+        self.status.set("Degraded", False, "ReconciliationSucceeded", "", now)
+        self.status.set("Reconciling", False, "Idle", "", now)
+
+    def _degraded(self, errors: tuple[str, ...], now: float, serving: str) -> None:
+        self.status.errors = errors
+        first = errors[0] if errors else "reconcile failed"
+        self.status.set("Degraded", True, "ValidationFailed", f"{first} ({serving})", now)
+        self.status.set("Reconciling", False, "Failed", first, now)
+        self.status.set("Ready", True, "ServingPrevious", serving, now)
+
+    def _history(
+        self, revision: str, result: str, trigger: str, started: float, t0: float, summary: str
+    ) -> None:
+        self.status.record(
+            HistoryEntry(revision, result, trigger, started, time.perf_counter() - t0, summary)  # type: ignore[arg-type]
+        )
+
+    def _write_lkg(self, raw: bytes) -> None:
+        """Keep the bytes just applied: a restart with a broken file serves them."""
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            _write_private(self.state_dir / LAST_KNOWN_GOOD, raw)
+        except OSError as exc:
+            _log.warning("cannot keep the last-known-good copy: %s", exc)
