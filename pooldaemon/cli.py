@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from pooldaemon.daemon import run_daemon
 from pooldaemon.errors import ConfigError, SettingsError, StoreError
 from pooldaemon.logs import configure_logging
 from pooldaemon.reconcile import plan
-from pooldaemon.settings import load_settings
+from pooldaemon.settings import load_settings, split_host_port
 from pooldaemon.spec import LoadedSpec, load_spec_file
 from pooldaemon.spec._schema import pool_json_schema_text
 
@@ -54,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     planner.add_argument("path", type=Path, metavar="PATH")
     planner.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    for name, text in (
+        ("status", "show the running daemon's revision, conditions and providers"),
+        ("reload", "ask the daemon to re-read its config; waits, non-zero on failure"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--admin", help="admin base URL (default: from admin_listen)")
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
@@ -112,6 +121,50 @@ def _schema(output: Path | None) -> int:
     return EXIT_OK
 
 
+def _admin_command(command: str, admin: str | None) -> int:
+    """``status`` / ``reload`` against the admin API: 0 ok, 1 degraded/failed, 2 unreachable."""
+    settings = load_settings()
+    if admin is None:
+        host, port = split_host_port(settings.admin_listen)
+        admin = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    path, method = (
+        ("/admin/v1/status", "GET") if command == "status" else ("/admin/v1/reload", "POST")
+    )
+    request = urllib.request.Request(admin.rstrip("/") + path, method=method)
+    token = settings.admin_token_value()
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        print(
+            f"pooldaemon: {admin} answered HTTP {exc.code}: {exc.read()[:300]!r}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"pooldaemon: cannot reach the daemon at {admin}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if command == "reload":
+        print(f"reload: {body['result']} revision {body['revision'][:12]}: {body['summary']}")
+        for error in body.get("errors", []):
+            print(error, file=sys.stderr)
+        return EXIT_INVALID if body["result"] == "failure" else EXIT_OK
+    conditions = {c["type"]: c for c in body.get("conditions", [])}
+    print(
+        f"config {body.get('config')}  applied {body['applied_revision'][:12]}"
+        f"  attempted {body['attempted_revision'][:12]}"
+    )
+    for c in conditions.values():
+        print(f"  {c['type']:<12} {c['status']!s:<5} {c['reason']}: {c['message']}")
+    for p in body.get("providers", []):
+        print(f"  provider {p['id']:<20} {p['phase']:<10} {p['location']:<6} models={p['models']}")
+    for error in body.get("errors", []):
+        print(error, file=sys.stderr)
+    degraded = conditions.get("Degraded", {}).get("status", False)
+    return EXIT_INVALID if degraded else EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = load_settings(
         config=args.config,
@@ -144,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(args.path, args.json)
         if args.command == "schema":
             return _schema(args.output)
+        if args.command in ("status", "reload"):
+            return _admin_command(args.command, args.admin)
         return _run(args)
     except SettingsError as exc:
         print(f"pooldaemon: invalid settings: {exc}", file=sys.stderr)

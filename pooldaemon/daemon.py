@@ -22,6 +22,7 @@ from pooldaemon.pool import Snapshot
 from pooldaemon.reconcile._reconciler import Reconciler, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
 from pooldaemon.server import Applied, ProxyState, build_proxy_app, check_open_proxy
+from pooldaemon.server._admin import AdminState, build_admin_app, check_admin_exposure
 from pooldaemon.settings import Settings, split_host_port
 from pooldaemon.systemd import Notifier, watchdog_task
 from pooldaemon.upstream import resolve_keys
@@ -63,6 +64,9 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
         _log.warning("%s", warning)
     host, port = split_host_port(settings.listen)
     check_open_proxy(loaded.spec, host)
+    admin_host, admin_port = split_host_port(settings.admin_listen)
+    admin_token = settings.admin_token_value()
+    check_admin_exposure(admin_host, admin_token)
     snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
     secrets, problems = resolve_keys(snapshot, config_dir=settings.config.parent)
     for problem in problems:
@@ -91,9 +95,15 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             access_log=None,
             shutdown_timeout=SHUTDOWN_GRACE,
         )
+        admin = AdminState(reconciler, admin_token)
+        admin_runner = web.AppRunner(build_admin_app(admin), access_log=None)
         await runner.setup()
+        await admin_runner.setup()
         try:
             await web.TCPSite(runner, host, port).start()
+            await web.TCPSite(admin_runner, admin_host, admin_port).start()
+            admin.ready = True
+            _log.info("admin API on http://%s:%d", admin_host, admin_port)
             _log.info(
                 "serving proxy on http://%s:%d config=%s sha256=%s providers=%d",
                 host,
@@ -108,7 +118,9 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             notifier.stopping()
             _log.info("stopping: finishing requests in flight (up to %.0fs)", SHUTDOWN_GRACE)
         finally:
-            await runner.cleanup()
+            admin.ready = False
+            await runner.cleanup()  # drains requests in flight
+            await admin_runner.cleanup()
     finally:
         await asyncio.to_thread(store.close)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 BASE = """version: 1
 providers:
   - id: up
@@ -46,7 +47,12 @@ def _port() -> int:
 class Daemon:
     proc: asyncio.subprocess.Process
     port: int
+    admin_port: int
     log: list[str] = field(default_factory=list)
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     async def models(self) -> set[str]:
         async with (
@@ -83,7 +89,8 @@ async def daemon(
     env = {k: v for k, v in os.environ.items() if not k.startswith("POOLDAEMON_")}
     env.update(extra_env or {})
     env["POOLDAEMON_CONFIG_POLL_INTERVAL"] = "600"  # the file watch must do it alone
-    port = _port()
+    env.setdefault("POOLDAEMON_ADMIN_TOKEN", ADMIN_TOKEN)
+    port, admin_port = _port(), _port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -95,11 +102,13 @@ async def daemon(
         str(state),
         "--listen",
         f"127.0.0.1:{port}",
+        "--admin-listen",
+        f"127.0.0.1:{admin_port}",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         env=env,
     )
-    running = Daemon(proc, port)
+    running = Daemon(proc, port, admin_port)
 
     async def read_log() -> None:
         assert proc.stderr is not None
@@ -249,3 +258,51 @@ async def test_systemd_notify_messages(paths: tuple[Path, Path], tmp_path: Path)
     assert received.index(reloading[0]) < received.index(ready[-1])
     assert sum(m == "WATCHDOG=1" for m in received) >= 2
     assert any(m.startswith("STOPPING=1") for m in received)
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POOLDAEMON_")}
+    env["POOLDAEMON_ADMIN_TOKEN"] = ADMIN_TOKEN
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pooldaemon",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_admin_status_and_reload(paths: tuple[Path, Path]) -> None:
+    config, state = paths
+    config.write_text(_config("a"))
+    async with daemon(config, state) as d:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{d.admin}/healthz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{d.admin}/readyz") as resp:
+                assert resp.status == 200
+            async with http.get(f"{d.admin}/admin/v1/status") as resp:
+                assert resp.status == 401
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            async with http.get(f"{d.admin}/admin/v1/status", headers=auth) as resp:
+                status = await resp.json()
+            async with http.delete(f"{d.admin}/admin/v1/status", headers=auth) as resp:
+                assert resp.status == 405
+        ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+        assert ready["status"] is True and status["providers"][0]["id"] == "up"
+        code, out, _ = await _cli("reload", "--admin", d.admin)
+        assert code == 0 and "reload: unchanged" in out
+        code, out, _ = await _cli("status", "--admin", d.admin)
+        assert code == 0 and "Ready" in out and "provider up" in out
+        config.write_text(_config("a") + "routing: {strategy: fastest}\n")
+        code, _, err = await _cli("reload", "--admin", d.admin)
+        assert code == 1 and f"{config}:9:" in err
+        code, out, err = await _cli("status", "--admin", d.admin)
+        assert code == 1 and "Degraded" in out and "routing.strategy" in err
+    code, _, err = await _cli("status", "--admin", d.admin)
+    assert code == 2 and "cannot reach" in err

@@ -37,6 +37,8 @@ async def _start(config: Path, state: Path, port: int) -> asyncio.subprocess.Pro
         str(state),
         "--listen",
         f"127.0.0.1:{port}",
+        "--admin-listen",
+        f"127.0.0.1:{_port()}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,

@@ -106,6 +106,22 @@ class Reconciler:
                 self._write_lkg(raw)
             self._ready(f"applied revision {applied.sha256[:12]}", now)
 
+    def status_json(self) -> dict[str, object]:
+        """Status for the admin API and ``pooldaemon status``."""
+        snapshot = self.proxy.applied.snapshot
+        runtime = self.proxy.runtime
+        providers = [
+            {
+                "id": p.id,
+                "enabled": p.spec.enabled,
+                "location": p.location,
+                "phase": str(runtime.phase(p.id, self.proxy.clock())),
+                "models": len(p.models),
+            }
+            for p in snapshot.providers
+        ]
+        return {"config": str(self.config), **self.status.to_json(), "providers": providers}
+
     async def reconcile(self, trigger: str, *, force: bool = False) -> Outcome:
         async with self._lock:
             return await self._reconcile(trigger, force)

@@ -1,0 +1,119 @@
+"""The admin listener: health probes and, under ``/admin/v1/`` (Bearer token), status
+and reload. Read-mostly: nothing here changes desired state (git does).
+
+Without a token the admin API only binds to loopback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from pooldaemon.errors import SettingsError
+
+__all__ = ["ADMIN_STATE", "AdminState", "build_admin_app", "check_admin_exposure"]
+
+
+class _Outcome(Protocol):
+    result: str
+    revision: str
+    summary: str
+    errors: tuple[str, ...]
+
+
+class _Reconciler(Protocol):
+    async def reconcile(self, trigger: str, *, force: bool = False) -> Any: ...
+
+    def status_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(slots=True)
+class AdminState:
+    reconciler: _Reconciler
+    token: str | None
+    ready: bool = False  # set once the listeners are up and a config is applied
+
+
+ADMIN_STATE = web.AppKey("admin_state", AdminState)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def check_admin_exposure(host: str, token: str | None) -> None:
+    """An admin API without a token may only listen on loopback."""
+    if token:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise SettingsError(
+            f"admin_listen is {host} but no admin token is set: set POOLDAEMON_ADMIN_TOKEN_FILE "
+            "(or admin_token) or listen on 127.0.0.1"
+        )
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[ADMIN_STATE]
+    if request.path.startswith("/admin/") and state.token:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {state.token}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return _error(401, "authentication_error", "missing or invalid admin token")
+    return await handler(request)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    if request.app[ADMIN_STATE].ready:
+        return web.json_response({"status": "ready"})
+    return _error(503, "not_ready", "not ready yet")
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(request.app[ADMIN_STATE].reconciler.status_json())
+
+
+async def _reload(request: web.Request) -> web.Response:
+    outcome = await request.app[ADMIN_STATE].reconciler.reconcile("admin")
+    return web.json_response(
+        {
+            "result": outcome.result,
+            "revision": outcome.revision,
+            "summary": outcome.summary,
+            "errors": list(outcome.errors),
+        }
+    )
+
+
+async def _read_only(request: web.Request) -> web.Response:
+    return _error(
+        405,
+        "method_not_allowed",
+        "the admin API does not change desired state: edit the YAML in git",
+    )
+
+
+def build_admin_app(state: AdminState) -> web.Application:
+    app = web.Application(middlewares=[_auth], client_max_size=1024 * 1024)
+    app[ADMIN_STATE] = state
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/admin/v1/status", _status)
+    app.router.add_post("/admin/v1/reload", _reload)
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        app.router.add_route(method, "/admin/v1/status", _read_only)
+    return app
