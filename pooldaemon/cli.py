@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pooldaemon import __version__
 from pooldaemon.daemon import run_daemon
@@ -56,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     planner.add_argument("path", type=Path, metavar="PATH")
     planner.add_argument("--json", action="store_true", help="print the plan as JSON")
+    planner.add_argument(
+        "--against", metavar="ADMIN_URL", help="plan against the running daemon (its admin URL)"
+    )
 
     for name, text in (
         ("status", "show the running daemon's revision, conditions and providers"),
@@ -94,7 +98,9 @@ def _validate(paths: Sequence[Path], quiet: bool) -> int:
     return status
 
 
-def _plan(path: Path, as_json: bool) -> int:
+def _plan(path: Path, as_json: bool, against: str | None) -> int:
+    if against is not None:
+        return _plan_against(path, as_json, against)
     try:
         loaded = load_spec_file(path)
     except ConfigError as exc:
@@ -110,6 +116,22 @@ def _plan(path: Path, as_json: bool) -> int:
     return EXIT_OK if result.empty else EXIT_CHANGES
 
 
+def _plan_against(path: Path, as_json: bool, admin: str) -> int:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        print(f"{path}: cannot read the file: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    try:
+        body = _admin_request(admin, "/admin/v1/plan", "POST", raw)
+    except _AdminError as exc:
+        for line in exc.lines:
+            print(line.replace("request body", str(path)), file=sys.stderr)
+        return EXIT_ERROR
+    print(json.dumps(body["plan"], indent=2) if as_json else "\n".join(body["lines"]))
+    return EXIT_OK if body["empty"] else EXIT_CHANGES
+
+
 def _schema(output: Path | None) -> int:
     text = pool_json_schema_text()
     if output is None:
@@ -121,29 +143,52 @@ def _schema(output: Path | None) -> int:
     return EXIT_OK
 
 
-def _admin_command(command: str, admin: str | None) -> int:
-    """``status`` / ``reload`` against the admin API: 0 ok, 1 degraded/failed, 2 unreachable."""
-    settings = load_settings()
-    if admin is None:
-        host, port = split_host_port(settings.admin_listen)
-        admin = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    path, method = (
-        ("/admin/v1/status", "GET") if command == "status" else ("/admin/v1/reload", "POST")
-    )
-    request = urllib.request.Request(admin.rstrip("/") + path, method=method)
-    token = settings.admin_token_value()
+class _AdminError(Exception):
+    """The admin API could not answer; ``lines`` say why."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(lines[0] if lines else "admin API error")
+        self.lines = lines
+
+
+def _admin_url(admin: str | None) -> str:
+    if admin is not None:
+        return admin.rstrip("/")
+    host, port = split_host_port(load_settings().admin_listen)
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def _admin_request(admin: str, path: str, method: str, data: bytes | None = None) -> Any:
+    request = urllib.request.Request(admin + path, data=data, method=method)
+    token = load_settings().admin_token_value()
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
-            body = json.loads(resp.read())
+            return json.loads(resp.read())
     except urllib.error.HTTPError as exc:
-        print(
-            f"pooldaemon: {admin} answered HTTP {exc.code}: {exc.read()[:300]!r}", file=sys.stderr
-        )
-        return EXIT_USAGE
+        try:
+            body = json.loads(exc.read())
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and body.get("errors"):
+            raise _AdminError(*body["errors"]) from None
+        raise _AdminError(f"pooldaemon: {admin} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"pooldaemon: cannot reach the daemon at {admin}: {exc}", file=sys.stderr)
+        raise _AdminError(f"pooldaemon: cannot reach the daemon at {admin}: {exc}") from None
+
+
+def _admin_command(command: str, admin: str | None) -> int:
+    """``status`` / ``reload`` against the admin API: 0 ok, 1 degraded/failed, 2 unreachable."""
+    url = _admin_url(admin)
+    try:
+        if command == "reload":
+            body = _admin_request(url, "/admin/v1/reload", "POST")
+        else:
+            body = _admin_request(url, "/admin/v1/status", "GET")
+    except _AdminError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
         return EXIT_USAGE
     if command == "reload":
         print(f"reload: {body['result']} revision {body['revision'][:12]}: {body['summary']}")
@@ -161,8 +206,7 @@ def _admin_command(command: str, admin: str | None) -> int:
         print(f"  provider {p['id']:<20} {p['phase']:<10} {p['location']:<6} models={p['models']}")
     for error in body.get("errors", []):
         print(error, file=sys.stderr)
-    degraded = conditions.get("Degraded", {}).get("status", False)
-    return EXIT_INVALID if degraded else EXIT_OK
+    return EXIT_INVALID if conditions.get("Degraded", {}).get("status", False) else EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -194,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.paths, args.quiet)
         if args.command == "plan":
-            return _plan(args.path, args.json)
+            return _plan(args.path, args.json, args.against)
         if args.command == "schema":
             return _schema(args.output)
         if args.command in ("status", "reload"):

@@ -306,3 +306,20 @@ async def test_admin_status_and_reload(paths: tuple[Path, Path]) -> None:
         assert code == 1 and "Degraded" in out and "routing.strategy" in err
     code, _, err = await _cli("status", "--admin", d.admin)
     assert code == 2 and "cannot reach" in err
+
+
+async def test_plan_against_the_running_daemon(paths: tuple[Path, Path], tmp_path: Path) -> None:
+    config, state = paths
+    config.write_text(_config("a"))
+    candidate = tmp_path / "candidate.yaml"
+    async with daemon(config, state) as d:
+        candidate.write_text(_config("a"))
+        code, out, _ = await _cli("plan", str(candidate), "--against", d.admin)
+        assert code == 0
+        candidate.write_text(_config("a", "b"))
+        code, out, _ = await _cli("plan", str(candidate), "--against", d.admin)
+        assert code == 1 and "b" in out
+        candidate.write_text("version: 1\nrouting: {mode: clod}\n")
+        code, _, err = await _cli("plan", str(candidate), "--against", d.admin)
+        assert code == 2 and f"{candidate}:2:17: routing.mode" in err
+        assert "a" in await d.models()  # a plan changes nothing

@@ -122,6 +122,10 @@ class Reconciler:
         ]
         return {"config": str(self.config), **self.status.to_json(), "providers": providers}
 
+    def plan_for(self, raw: bytes, name: str = "request body") -> Plan:
+        """What applying ``raw`` would change (a dry run). Raises ConfigError."""
+        return plan(self.applied.spec, load_spec_bytes(raw, name).spec)
+
     async def reconcile(self, trigger: str, *, force: bool = False) -> Outcome:
         async with self._lock:
             return await self._reconcile(trigger, force)

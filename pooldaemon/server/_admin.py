@@ -6,6 +6,7 @@ Without a token the admin API only binds to loopback.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from pooldaemon.errors import SettingsError
+from pooldaemon.errors import ConfigError, SettingsError
+from pooldaemon.spec._loader import MAX_SPEC_BYTES
 
 __all__ = ["ADMIN_STATE", "AdminState", "build_admin_app", "check_admin_exposure"]
 
@@ -30,6 +32,8 @@ class _Reconciler(Protocol):
     async def reconcile(self, trigger: str, *, force: bool = False) -> Any: ...
 
     def status_json(self) -> dict[str, Any]: ...
+
+    def plan_for(self, raw: bytes, name: str = ...) -> Any: ...
 
 
 @dataclass(slots=True)
@@ -99,6 +103,28 @@ async def _reload(request: web.Request) -> web.Response:
     )
 
 
+async def _plan(request: web.Request) -> web.Response:
+    """Dry run: the plan of the YAML in the body against what is applied (secrets redacted)."""
+    raw = await request.read()
+    reconciler = request.app[ADMIN_STATE].reconciler
+    try:
+        result = await asyncio.to_thread(reconciler.plan_for, raw)
+    except ConfigError as exc:
+        errors = [str(i) for i in exc.issues]
+        return web.json_response(
+            {"error": {"type": "invalid_config", "message": errors[0]}, "errors": errors},
+            status=422,
+        )
+    return web.json_response(
+        {
+            "empty": result.empty,
+            "summary": result.summary(),
+            "lines": result.lines(),
+            "plan": result.to_json(),
+        }
+    )
+
+
 async def _read_only(request: web.Request) -> web.Response:
     return _error(
         405,
@@ -108,12 +134,13 @@ async def _read_only(request: web.Request) -> web.Response:
 
 
 def build_admin_app(state: AdminState) -> web.Application:
-    app = web.Application(middlewares=[_auth], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_auth], client_max_size=MAX_SPEC_BYTES + 1)
     app[ADMIN_STATE] = state
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/admin/v1/status", _status)
     app.router.add_post("/admin/v1/reload", _reload)
+    app.router.add_post("/admin/v1/plan", _plan)
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         app.router.add_route(method, "/admin/v1/status", _read_only)
     return app
