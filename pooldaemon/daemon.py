@@ -23,6 +23,7 @@ from pooldaemon.reconcile._reconciler import Reconciler, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
 from pooldaemon.server import Applied, ProxyState, build_proxy_app, check_open_proxy
 from pooldaemon.server._admin import AdminState, build_admin_app, check_admin_exposure
+from pooldaemon.server._metrics import build_registry
 from pooldaemon.settings import Settings, split_host_port
 from pooldaemon.systemd import Notifier, watchdog_task
 from pooldaemon.upstream import resolve_keys
@@ -95,7 +96,7 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             access_log=None,
             shutdown_timeout=SHUTDOWN_GRACE,
         )
-        admin = AdminState(reconciler, admin_token)
+        admin = AdminState(reconciler, admin_token, build_registry(reconciler.status))
         admin_runner = web.AppRunner(build_admin_app(admin), access_log=None)
         await runner.setup()
         await admin_runner.setup()

@@ -61,6 +61,10 @@ class Daemon:
         ):
             return {m["id"] for m in (await resp.json())["data"]}
 
+    async def metrics(self) -> str:
+        async with aiohttp.ClientSession() as http, http.get(f"{self.admin}/metrics") as resp:
+            return await resp.text()
+
     async def wait_for(self, name: str, present: bool = True, within: float = 5.0) -> float:
         """Seconds until ``name`` is (or is no longer) routable."""
         start = time.perf_counter()
@@ -175,9 +179,15 @@ async def test_broken_file_keeps_serving_then_recovers(paths: tuple[Path, Path])
         line = await d.wait_log("routing.mode")
         assert f"{config}:9:17: routing.mode: invalid value 'clod'" in line
         assert "good" in await d.models()  # the old state still serves
+        metrics = await d.metrics()
+        assert "pooldaemon_config_last_reload_successful 0.0" in metrics
+        assert 'pooldaemon_config_reloads_total{result="failure"} 1.0' in metrics
         config.write_text(_config("fixed"))
         await d.wait_for("fixed")
         await d.wait_for("good", present=False)
+        metrics = await d.metrics()
+        assert "pooldaemon_config_last_reload_successful 1.0" in metrics
+        assert 'pooldaemon_config_reloads_total{result="success"} 1.0' in metrics
 
 
 async def test_sighup_rereads(paths: tuple[Path, Path]) -> None:

@@ -123,3 +123,37 @@ async def test_open_proxy_refuses_a_public_address(tmp_path: Path) -> None:
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2
     assert "lists no clients" in stderr.decode()
+
+
+async def test_sigterm_lets_a_stream_finish_and_keeps_its_usage(tmp_path: Path) -> None:
+    fake = Fake("up")
+    fake.faults.append(Fault(event_delay=0.3))  # about 2 s of streaming
+    async with serve(fake_app(fake)) as upstream:
+        config = tmp_path / "pool.yaml"
+        config.write_text(
+            "version: 1\nproviders:\n"
+            f"  - id: up\n    base_url: {upstream}/v1\n    location: cloud\n"
+            "    keys: [{env: RUN_TEST_KEY}]\n    models: [{id: gpt-4o}]\n"
+        )
+        port = _port()
+        proc = await _start(config, tmp_path / "state", port)
+        await _wait_listening(port, proc)
+        async with openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            text = ""
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    if not text:
+                        proc.send_signal(signal.SIGTERM)  # mid-stream
+                    text += chunk.choices[0].delta.content
+        assert text == "Hello from the fake"
+        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, stderr.decode()
+    with sqlite3.connect(tmp_path / "state" / "usage.sqlite3") as conn:
+        rows = conn.execute("SELECT outcome, output_tokens FROM usage").fetchall()
+    conn.close()
+    assert rows == [("success", 7)]

@@ -40,6 +40,9 @@ class ReconcileStatus:
     attempted_revision: str = ""
     errors: tuple[str, ...] = ()  # FILE:LINE:COL: path: message of the last failure
     history: deque[HistoryEntry] = field(default_factory=lambda: deque(maxlen=10))
+    reloads: dict[str, int] = field(default_factory=dict)  # result -> count
+    last_successful: bool = True
+    last_success_time: float = 0.0
 
     def set(self, kind: ConditionType, status: bool, reason: str, message: str, now: float) -> None:
         old = self.conditions.get(kind)
@@ -48,6 +51,12 @@ class ReconcileStatus:
 
     def record(self, entry: HistoryEntry) -> None:
         self.history.append(entry)
+        self.reloads[entry.result] = self.reloads.get(entry.result, 0) + 1
+        if entry.result != "failure":
+            self.last_successful = True
+            self.last_success_time = entry.started + entry.duration_s
+        else:
+            self.last_successful = False
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pooldaemon.errors import ConfigError, SettingsError
 from pooldaemon.spec._loader import MAX_SPEC_BYTES
@@ -40,6 +41,7 @@ class _Reconciler(Protocol):
 class AdminState:
     reconciler: _Reconciler
     token: str | None
+    registry: CollectorRegistry | None = None
     ready: bool = False  # set once the listeners are up and a config is applied
 
 
@@ -85,6 +87,12 @@ async def _readyz(request: web.Request) -> web.Response:
     if request.app[ADMIN_STATE].ready:
         return web.json_response({"status": "ready"})
     return _error(503, "not_ready", "not ready yet")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    registry = request.app[ADMIN_STATE].registry
+    body = generate_latest(registry) if registry is not None else b""
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def _status(request: web.Request) -> web.Response:
@@ -138,6 +146,7 @@ def build_admin_app(state: AdminState) -> web.Application:
     app[ADMIN_STATE] = state
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/admin/v1/status", _status)
     app.router.add_post("/admin/v1/reload", _reload)
     app.router.add_post("/admin/v1/plan", _plan)

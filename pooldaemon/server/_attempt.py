@@ -165,7 +165,7 @@ async def send_stream(
     up: Upstream,
     request: web.Request,
     extra_headers: Mapping[str, str],
-    client_gone: Callable[[Usage, float], None],
+    client_gone: Callable[[Usage, float, bool], None],
 ) -> Served | Failed:
     started = time.perf_counter()
     deadline = _first_byte_deadline(up)  # for the headers and the first event together
@@ -207,7 +207,9 @@ async def send_stream(
             await out.write(first)
             broken = await _relay(resp, splitter, watch, out)
         except (asyncio.CancelledError, ConnectionResetError):
-            client_gone(watch.usage, ttfb)  # what was streamed still counts
+            # What was streamed still counts; after the end marker went out, the client
+            # closing (as SDKs do on [DONE]) is a normal end, not a disconnect.
+            client_gone(watch.usage, ttfb, watch.done)
             raise
         if broken is not None and not watch.error_relayed:
             await out.write(watch.failure(broken) or up.inbound.stream_error(broken))

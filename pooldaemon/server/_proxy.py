@@ -331,9 +331,10 @@ async def _attempt(
     if not ctx.stream:
         return await send_plain(session, up, headers)
 
-    def client_gone(usage: Usage, ttfb: float) -> None:
+    def client_gone(usage: Usage, ttfb: float, completed: bool) -> None:
         # Synchronous on purpose: it runs while the handler is being cancelled.
-        _record(ctx, candidate, key_id, usage, ttfb, None, outcome="client_disconnected")
+        outcome = "success" if completed else "client_disconnected"
+        _record(ctx, candidate, key_id, usage, ttfb, None, outcome=outcome)
 
     return await send_stream(session, up, ctx.request, headers, client_gone)
 

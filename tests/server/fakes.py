@@ -26,6 +26,7 @@ class Fault:
     stall: float = 0.0  # seconds before any header
     break_after: int | None = None  # stream: close the connection after N events
     garbage: bool = False  # 200 with a body that is not JSON
+    event_delay: float = 0.0  # stream: seconds between events
 
 
 @dataclass
@@ -164,7 +165,7 @@ def fake_app(fake: Fake) -> web.Application:
                     request.transport.close()  # the connection drops mid-stream
                     return resp
                 await resp.write(event)
-                await asyncio.sleep(0)
+                await asyncio.sleep(fault.event_delay)
             await resp.write_eof()
             return resp
         except asyncio.CancelledError:
