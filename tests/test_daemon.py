@@ -211,6 +211,7 @@ async def test_restart_with_a_broken_file_serves_last_known_good(
     async with daemon(config, state) as d:
         assert "kept" in await d.models()
         await d.wait_log("serving the last-known-good copy")
+        assert "pooldaemon_config_last_reload_successful 0.0" in await d.metrics()
 
 
 async def test_no_config_and_no_last_known_good_exits(paths: tuple[Path, Path]) -> None:

@@ -97,7 +97,9 @@ class Reconciler:
         if start_errors:
             self._degraded(tuple(str(i) for i in start_errors), now, "serving last-known-good")
             self.status.attempted_revision = ""
+            self.status.last_successful = False
         else:
+            self.status.last_success_time = now
             try:
                 raw = Path(applied.file).read_bytes()
             except OSError:
