@@ -6,6 +6,7 @@ the desired state of the pool is the YAML file, never a setting.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pooldaemon.errors import SettingsError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings", "split_host_port"]
+__all__ = ["ENV_PREFIX", "Settings", "is_loopback", "load_settings", "split_host_port"]
 
 ENV_PREFIX = "POOLDAEMON_"
 
@@ -33,6 +34,14 @@ def split_host_port(address: str) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ValueError(f"{address!r}: port must be a number from 1 to 65535")
     return host, int(port_text)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable only from this machine."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 class Settings(BaseSettings):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pooldaemon.errors import ConfigError, SettingsError
+from pooldaemon.settings import is_loopback
 from pooldaemon.spec._loader import MAX_SPEC_BYTES
 
 __all__ = ["ADMIN_STATE", "AdminState", "build_admin_app", "check_admin_exposure"]
@@ -53,11 +53,7 @@ def check_admin_exposure(host: str, token: str | None) -> None:
     """An admin API without a token may only listen on loopback."""
     if token:
         return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if not is_loopback(host):
         raise SettingsError(
             f"admin_listen is {host} but no admin token is set: set POOLDAEMON_ADMIN_TOKEN_FILE "
             "(or admin_token) or listen on 127.0.0.1"

@@ -7,7 +7,6 @@ that disconnects cancels its handler, and with it the upstream request.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -20,6 +19,7 @@ from pooldaemon.server._count import count_tokens
 from pooldaemon.server._proxy import proxy_handler
 from pooldaemon.server._replies import error_response
 from pooldaemon.server._state import PROXY_STATE, ProxyState
+from pooldaemon.settings import is_loopback
 from pooldaemon.spec import PoolSpec
 from pooldaemon.upstream.anthropic import ANTHROPIC
 from pooldaemon.upstream.openai import OPENAI
@@ -32,11 +32,7 @@ def check_open_proxy(spec: PoolSpec, host: str) -> None:
     """With no ``clients`` the proxy is open: refuse any address but loopback."""
     if spec.clients:
         return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
+    if not is_loopback(host):
         raise SettingsError(
             f"the config lists no clients, so anyone reaching {host} could use your keys; "
             "listen on 127.0.0.1 or add clients: to the YAML"
