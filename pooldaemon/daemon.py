@@ -96,7 +96,8 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             access_log=None,
             shutdown_timeout=SHUTDOWN_GRACE,
         )
-        admin = AdminState(reconciler, admin_token, build_registry(reconciler.status))
+        registry = build_registry(reconciler.status, state)
+        admin = AdminState(reconciler, admin_token, registry)
         admin_runner = web.AppRunner(build_admin_app(admin), access_log=None)
         await runner.setup()
         await admin_runner.setup()

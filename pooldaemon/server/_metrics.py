@@ -9,14 +9,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from pooldaemon import __version__
+from pooldaemon.pool import Snapshot
 from pooldaemon.reconcile._status import ReconcileStatus
+from pooldaemon.server._state import ProxyState
 
-__all__ = ["ReconcileCollector", "build_registry"]
+__all__ = [
+    "ProviderStateCollector",
+    "ProxyMetrics",
+    "ReconcileCollector",
+    "build_registry",
+    "model_label",
+    "provider_label",
+]
 
 
 class ReconcileCollector(Collector):
@@ -53,7 +62,106 @@ class ReconcileCollector(Collector):
         yield build
 
 
-def build_registry(status: ReconcileStatus) -> CollectorRegistry:
+# -- the proxy ---------------------------------------------------------------
+
+# LLM latencies: from a few ms (local, cached) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+OTHER = "other"
+
+
+class ProxyMetrics:
+    """Event metrics of the proxy. Labels only from configured provider ids and routable
+    model names (anything else is ``other``), so series stay bounded whatever clients send."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "pooldaemon_requests",
+            "Proxied requests by final provider, model and outcome",
+            ["provider", "model", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "pooldaemon_request_duration_seconds",
+            "Total request time, streams included",
+            ["provider", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ttfb = Histogram(
+            "pooldaemon_upstream_ttfb_seconds",
+            "Upstream time to first byte",
+            ["provider"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "pooldaemon_overhead_seconds",
+            "Time spent in the daemon itself before the first upstream byte (auth, parsing, "
+            "routing, translation), excluding upstream time",
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "pooldaemon_tokens", "Tokens by kind", ["provider", "model", "kind"], registry=registry
+        )
+        self.cost = Counter(
+            "pooldaemon_cost_usd", "Cost in USD", ["provider", "model"], registry=registry
+        )
+        self.cooldowns = Counter(
+            "pooldaemon_cooldowns", "Cooldowns started", ["provider", "reason"], registry=registry
+        )
+        self.failovers = Counter(
+            "pooldaemon_failovers",
+            "Attempts that failed and moved on",
+            ["provider", "reason"],
+            registry=registry,
+        )
+
+
+def provider_label(snapshot: Snapshot, provider: str | None) -> str:
+    return provider if provider is not None and provider in snapshot.by_id else OTHER
+
+
+def model_label(snapshot: Snapshot, model: str | None) -> str:
+    if model is not None and (model in snapshot.index or model in snapshot.aliases):
+        return model
+    return OTHER
+
+
+class ProviderStateCollector(Collector):
+    """Cooldown state of every configured provider, read at scrape time."""
+
+    def __init__(self, state: ProxyState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state
+        now = state.clock()
+        cooling = GaugeMetricFamily(
+            "pooldaemon_provider_cooldown",
+            "1 while the provider is cooling down",
+            labels=["provider"],
+        )
+        remaining = GaugeMetricFamily(
+            "pooldaemon_provider_cooldown_remaining_seconds",
+            "Seconds until the provider may be tried again",
+            labels=["provider"],
+        )
+        for provider in state.applied.snapshot.providers:
+            until = state.runtime.state(provider.id).until
+            left = max(until - now, 0.0) if until else 0.0
+            cooling.add_metric([provider.id], 1.0 if left > 0 else 0.0)
+            remaining.add_metric([provider.id], left)
+        yield cooling
+        yield remaining
+
+
+def build_registry(status: ReconcileStatus, proxy: ProxyState | None = None) -> CollectorRegistry:
+    """The daemon's one registry: reconcile state, provider state, proxy events."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ReconcileCollector(status))
+    if proxy is not None:
+        registry.register(ProviderStateCollector(proxy))
+        proxy.metrics = ProxyMetrics(registry)
     return registry

@@ -20,6 +20,7 @@ from pooldaemon.pool import (
     Candidate,
     Failure,
     FailureClass,
+    PoolEvent,
     ProviderView,
     RouteDecision,
     RouteRequest,
@@ -32,6 +33,7 @@ from pooldaemon.server._attempt import Failed, Served, Upstream, send_plain, sen
 from pooldaemon.server._attempt import upstream_timeout as _timeout
 from pooldaemon.server._auth import AuthError, authenticate
 from pooldaemon.server._images import inline_images
+from pooldaemon.server._metrics import OTHER, ProxyMetrics, model_label, provider_label
 from pooldaemon.server._replies import Reply, error_response, read_limited, redact, request_id
 from pooldaemon.server._state import PROXY_STATE, Applied, ProxyState
 from pooldaemon.spec import ClientSpec
@@ -78,6 +80,9 @@ class _Context:
     trace: list[str] = field(default_factory=list)
     attempts: int = 0
     usage: Usage = field(default_factory=Usage)
+    provider: str | None = None  # who answered (or was tried last)
+    outcome: str | None = None  # success, broken_stream, client_disconnected
+    first_send: float | None = None  # perf_counter when the first upstream request left
     ir: ChatRequest | None = None  # the request in the IR, decoded when first translated
     images_inlined: bool = False
     untranslatable: str | None = None  # why the request could not go to another format
@@ -121,7 +126,10 @@ def proxy_handler(fmt: WireFormat) -> Handler:
             status = 500
             return error_response(fmt, 500, "internal error", {"x-request-id": rid})
         finally:
-            log_request(ctx, rid, status, time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            if state.metrics is not None:
+                _observe_request(state.metrics, ctx, status, elapsed)
+            log_request(ctx, rid, status, elapsed)
 
     return handle
 
@@ -262,11 +270,21 @@ async def _try(
     if isinstance(result, Served):
         _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
         return result.response
-    runtime.record_failure(
+    events = runtime.record_failure(
         provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model
     )
     ctx.trace.append(f"{provider.id}:{result.failure.kind}")
+    if state.metrics is not None:
+        _count_cooldowns(state.metrics, events)
+        if result.failure.kind.fails_over:
+            state.metrics.failovers.labels(provider.id, str(result.failure.kind)).inc()
     return result
+
+
+def _count_cooldowns(metrics: ProxyMetrics, events: list[PoolEvent]) -> None:
+    for event in events:
+        if event.kind in ("opened", "reopened"):
+            metrics.cooldowns.labels(event.provider, str(event.reason or "unknown")).inc()
 
 
 def upstream_format(provider: ProviderView) -> WireFormat | None:
@@ -328,6 +346,9 @@ async def _attempt(
     }
     session = state.session
     assert session is not None, "the proxy app's client session is opened by its cleanup_ctx"
+    ctx.provider = candidate.provider
+    if ctx.first_send is None:
+        ctx.first_send = time.perf_counter()
     if not ctx.stream:
         return await send_plain(session, up, headers)
 
@@ -394,8 +415,11 @@ def _record(
         runtime.record_success(provider_id, now, key_id=key_id or None, latency=latency, ttfb=ttfb)
     else:
         provider = ctx.applied.snapshot.by_id[provider_id]
-        runtime.record_failure(provider, Failure(FailureClass.transient, broken), now)
+        events = runtime.record_failure(provider, Failure(FailureClass.transient, broken), now)
+        if state.metrics is not None:
+            _count_cooldowns(state.metrics, events)
     outcome = outcome or ("success" if broken is None else "broken_stream")
+    ctx.outcome = outcome
     ctx.trace.append(f"{provider_id}:{'ok' if outcome == 'success' else outcome}")
     quote = (
         candidate.target.quote
@@ -425,6 +449,61 @@ def _record(
             )
         )
     ctx.usage = usage
+    if state.metrics is not None:
+        _observe_usage(state.metrics, ctx, provider_id, candidate.model, usage, cost, ttfb)
+
+
+def _observe_usage(
+    metrics: ProxyMetrics,
+    ctx: _Context,
+    provider: str,
+    model: str,
+    usage: Usage,
+    cost: float,
+    ttfb: float,
+) -> None:
+    snapshot = ctx.applied.snapshot
+    p, m = provider_label(snapshot, provider), model_label(snapshot, model)
+    metrics.ttfb.labels(p).observe(ttfb)
+    for kind, count in (
+        ("input", usage.input),
+        ("output", usage.output),
+        ("cache_read", usage.cache_read),
+        ("cache_write", usage.cache_write),
+        ("reasoning", usage.reasoning),
+    ):
+        if count:
+            metrics.tokens.labels(p, m, kind).inc(count)
+    if cost:
+        metrics.cost.labels(p, m).inc(cost)
+
+
+_OUTCOMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "unknown_model",
+    413: "too_large",
+    429: "rate_limited",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+def _observe_request(
+    metrics: ProxyMetrics, ctx: _Context | None, status: int, elapsed: float
+) -> None:
+    if ctx is None:
+        metrics.requests.labels(OTHER, OTHER, _OUTCOMES.get(status, "error")).inc()
+        return
+    snapshot = ctx.applied.snapshot
+    p, m = provider_label(snapshot, ctx.provider), model_label(snapshot, ctx.model)
+    outcome = ctx.outcome or _OUTCOMES.get(status, "success" if status < 400 else "error")
+    metrics.requests.labels(p, m, outcome).inc()
+    metrics.duration.labels(p, m).observe(elapsed)
+    if ctx.first_send is not None:
+        metrics.overhead.observe(ctx.first_send - ctx.started)
 
 
 def log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:

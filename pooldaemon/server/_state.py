@@ -5,12 +5,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 
 from pooldaemon.pool import CooldownPolicy, Runtime, Snapshot
 from pooldaemon.usage import UsageStore
+
+if TYPE_CHECKING:
+    from pooldaemon.server._metrics import ProxyMetrics
 
 __all__ = ["PROXY_STATE", "Applied", "ProxyState"]
 
@@ -46,6 +50,7 @@ class ProxyState:
         self.clock = clock
         self.wall = wall
         self.session: aiohttp.ClientSession | None = None
+        self.metrics: ProxyMetrics | None = None  # set by whoever owns the registry
 
     def apply(self, applied: Applied) -> None:
         """Serve a new snapshot from the next request on (requests in flight keep theirs)."""
