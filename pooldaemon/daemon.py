@@ -98,7 +98,7 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
         )
         registry = build_registry(reconciler.status, state)
         admin = AdminState(reconciler, admin_token, registry)
-        admin_runner = web.AppRunner(build_admin_app(admin), access_log=None)
+        admin_runner = web.AppRunner(build_admin_app(admin, state, store), access_log=None)
         await runner.setup()
         await admin_runner.setup()
         try:

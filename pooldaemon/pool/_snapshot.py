@@ -262,9 +262,10 @@ class Snapshot:
     def _wildcard_target(self, provider: ProviderView, model: str) -> Target:
         return Target(provider, model, None, self._pricer.quote(provider.spec, model, None))
 
-    def quote(self, provider_id: str, model: str) -> PriceQuote:
-        """The price of ``model`` at a provider, and which source gave it."""
-        provider = self.by_id.get(provider_id)
+    def quote(self, provider_id: str | None, model: str) -> PriceQuote:
+        """The price of ``model`` at a provider (None: at no provider in particular),
+        and which source gave it."""
+        provider = self.by_id.get(provider_id) if provider_id is not None else None
         info = provider.models.get(model) if provider else None
         if provider is None:
             return self._pricer.quote(None, model, None)

@@ -16,8 +16,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pooldaemon.errors import ConfigError, SettingsError
+from pooldaemon.server._admin_views import add_views
+from pooldaemon.server._state import ProxyState
 from pooldaemon.settings import is_loopback
 from pooldaemon.spec._loader import MAX_SPEC_BYTES
+from pooldaemon.usage import UsageStore
 
 __all__ = ["ADMIN_STATE", "AdminState", "build_admin_app", "check_admin_exposure"]
 
@@ -137,7 +140,9 @@ async def _read_only(request: web.Request) -> web.Response:
     )
 
 
-def build_admin_app(state: AdminState) -> web.Application:
+def build_admin_app(
+    state: AdminState, proxy: ProxyState | None = None, store: UsageStore | None = None
+) -> web.Application:
     app = web.Application(middlewares=[_auth], client_max_size=MAX_SPEC_BYTES + 1)
     app[ADMIN_STATE] = state
     app.router.add_get("/healthz", _healthz)
@@ -148,4 +153,9 @@ def build_admin_app(state: AdminState) -> web.Application:
     app.router.add_post("/admin/v1/plan", _plan)
     for method in ("POST", "PUT", "PATCH", "DELETE"):
         app.router.add_route(method, "/admin/v1/status", _read_only)
+    if proxy is not None:
+        add_views(app, proxy, store)
+        for path in ("/admin/v1/providers", "/admin/v1/providers/{id}", "/admin/v1/models"):
+            for method in ("POST", "PUT", "PATCH", "DELETE"):
+                app.router.add_route(method, path, _read_only)
     return app

@@ -1,0 +1,265 @@
+"""Read-mostly admin views of the running pool: routing, providers, cooldowns, models,
+usage and pricing. Keys appear only as their display hash (first 8 ... last 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from pooldaemon.errors import BudgetExceededError, UnknownModelError
+from pooldaemon.pool import RouteRequest, route
+from pooldaemon.server._replies import display_hash
+from pooldaemon.server._state import ProxyState
+from pooldaemon.usage import UsageStore
+
+__all__ = ["VIEWS", "add_views"]
+
+PROXY = web.AppKey("admin_proxy", ProxyState)
+STORE = web.AppKey("admin_store", UsageStore)
+_MODES = ("auto", "cloud", "local")
+_STRATEGIES = ("priority", "cost", "latency", "round_robin")
+_GROUPS = ("provider", "model", "client", "day")
+
+
+def _error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+
+
+def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        message = f"{name} must be one of {', '.join(allowed)}"
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": {"type": "invalid_request", "message": message}}),
+            content_type="application/json",
+        )
+    return value
+
+
+async def route_view(request: web.Request) -> web.Response:
+    """Explain the routing decision for ``model`` (with optional mode, strategy, client)."""
+    state = request.app[PROXY]
+    model = request.query.get("model")
+    if not model:
+        return _error(400, "invalid_request", "the query parameter 'model' is required")
+    req = RouteRequest(
+        model=model,
+        mode=_choice(request, "mode", _MODES),  # type: ignore[arg-type]
+        strategy=_choice(request, "strategy", _STRATEGIES),  # type: ignore[arg-type]
+        client=request.query.get("client") or None,
+    )
+    try:
+        decision = route(req, state.applied.snapshot, state.runtime, state.clock(), state.wall())
+    except UnknownModelError as exc:
+        return web.json_response(
+            {
+                "error": {"type": "unknown_model", "message": str(exc)},
+                "suggestions": list(exc.suggestions),
+            },
+            status=404,
+        )
+    except BudgetExceededError as exc:
+        return _error(429, "client_over_budget", str(exc))
+    return web.json_response(
+        {
+            "model": decision.model,
+            "mode": decision.mode,
+            "strategy": decision.strategy,
+            "max_attempts": decision.max_attempts,
+            "retry_after": decision.retry_after,
+            "candidates": [
+                {
+                    "provider": c.provider,
+                    "model": c.model,
+                    "score": c.score,
+                    "half_open": c.half_open,
+                }
+                for c in decision.candidates
+            ],
+            "skipped": [
+                {
+                    "provider": s.provider,
+                    "model": s.model,
+                    "reason": str(s.reason),
+                    "detail": s.detail,
+                }
+                for s in decision.skipped
+            ],
+        }
+    )
+
+
+def _provider_json(state: ProxyState, pid: str) -> dict[str, Any]:
+    applied = state.applied
+    view = applied.snapshot.by_id[pid]
+    runtime = state.runtime
+    now = state.clock()
+    cooldown = runtime.state(pid)
+    stats = runtime.stats(pid)
+    spent = runtime.ledger.totals("provider", pid, state.wall())
+    keys = []
+    for key in view.keys:
+        secret = applied.secrets.get(key.key_id)
+        rejected = runtime.keys.get((pid, key.key_id))
+        keys.append(
+            {
+                "key_id": key.key_id,
+                "label": key.label,
+                "source": key.source,
+                "enabled": key.enabled,
+                "resolved": secret is not None,
+                "hash": display_hash(secret) if secret else None,
+                "rejected_until": rejected.until - now + time.time() if rejected else None,
+            }
+        )
+    spec = view.spec
+    return {
+        "id": pid,
+        "name": spec.display_name,
+        "format": spec.format,
+        "location": view.location,
+        "base_url": spec.base_url,
+        "enabled": spec.enabled,
+        "priority": spec.priority,
+        "keys": keys,
+        "models": len(view.models),
+        "wildcard": view.wildcard,
+        "state": {
+            "phase": str(runtime.phase(pid, now)),
+            "cooling_for_s": max(cooldown.until - now, 0.0) if cooldown.until else 0.0,
+            "failures": cooldown.failures,
+            "transient_failures": cooldown.transient_failures,
+            "last_error": cooldown.last_error or None,
+        },
+        "latency_ewma_s": stats.latency,
+        "ttfb_ewma_s": stats.ttfb,
+        "budget_used": {
+            "usd_day": spent.usd_day,
+            "usd_month": spent.usd_month,
+            "tokens_day": spent.tokens_day,
+        },
+    }
+
+
+async def providers_view(request: web.Request) -> web.Response:
+    state = request.app[PROXY]
+    return web.json_response(
+        {"providers": [_provider_json(state, p.id) for p in state.applied.snapshot.providers]}
+    )
+
+
+async def provider_view(request: web.Request) -> web.Response:
+    state = request.app[PROXY]
+    pid = request.match_info["id"]
+    if pid not in state.applied.snapshot.by_id:
+        return _error(404, "not_found", f"no provider {pid!r}")
+    return web.json_response(_provider_json(state, pid))
+
+
+async def cooldowns_view(request: web.Request) -> web.Response:
+    state = request.app[PROXY]
+    now = state.clock()
+    items = [
+        {
+            "provider": pid,
+            "reason": str(s.reason) if s.reason else None,
+            "cooling_for_s": max(s.until - now, 0.0),
+            "failures": s.failures,
+            "transient_failures": s.transient_failures,
+            "last_error": s.last_error or None,
+        }
+        for pid, s in sorted(state.runtime.providers.items())
+        if s.until
+    ]
+    return web.json_response({"cooldowns": items})
+
+
+async def clear_cooldown(request: web.Request) -> web.Response:
+    """Operational, not desired state: the original package's ``ClearCooldown``."""
+    state = request.app[PROXY]
+    pid = request.match_info["provider"]
+    if pid not in state.applied.snapshot.by_id:
+        return _error(404, "not_found", f"no provider {pid!r}")
+    return web.json_response({"provider": pid, "cleared": state.runtime.clear(pid)})
+
+
+async def models_view(request: web.Request) -> web.Response:
+    snapshot = request.app[PROXY].applied.snapshot
+    models = [
+        {
+            "name": name,
+            "alias": name in snapshot.aliases,
+            "providers": sorted({t.provider.id for t in snapshot.resolve(name)}),
+        }
+        for name in snapshot.names
+    ]
+    return web.json_response({"models": models})
+
+
+async def usage_view(request: web.Request) -> web.Response:
+    store = request.app.get(STORE)
+    if store is None:
+        return _error(404, "not_found", "no usage store")
+    try:
+        until = float(request.query.get("until") or time.time())
+        since = float(request.query.get("since") or until - 86_400)
+    except ValueError:
+        return _error(400, "invalid_request", "since and until are unix times in seconds")
+    group = _choice(request, "group_by", _GROUPS) or "provider"
+    rows = await asyncio.to_thread(store.summarize, since, until, group)  # type: ignore[arg-type]
+    total = await asyncio.to_thread(store.total, since, until)
+    return web.json_response(
+        {
+            "since": since,
+            "until": until,
+            "group_by": group,
+            "groups": [asdict(r) for r in rows],
+            "total": asdict(total),
+        }
+    )
+
+
+async def pricing_view(request: web.Request) -> web.Response:
+    state = request.app[PROXY]
+    model = request.query.get("model")
+    if not model:
+        spec = state.applied.snapshot.spec.pricing
+        return web.json_response(spec.model_dump(mode="json"))
+    provider = request.query.get("provider") or None
+    if provider is not None and provider not in state.applied.snapshot.by_id:
+        return _error(404, "not_found", f"no provider {provider!r}")
+    quote = state.applied.snapshot.quote(provider, model)
+    return web.json_response(
+        {
+            "model": model,
+            "provider": provider,
+            "source": quote.source,
+            "matched": quote.matched,
+            "price": asdict(quote.price),
+        }
+    )
+
+
+VIEWS = (
+    ("GET", "/admin/v1/route", route_view),
+    ("GET", "/admin/v1/providers", providers_view),
+    ("GET", "/admin/v1/providers/{id}", provider_view),
+    ("GET", "/admin/v1/cooldowns", cooldowns_view),
+    ("DELETE", "/admin/v1/cooldowns/{provider}", clear_cooldown),
+    ("GET", "/admin/v1/models", models_view),
+    ("GET", "/admin/v1/usage", usage_view),
+    ("GET", "/admin/v1/pricing", pricing_view),
+)
+
+
+def add_views(app: web.Application, proxy: ProxyState, store: UsageStore | None) -> None:
+    app[PROXY] = proxy
+    if store is not None:
+        app[STORE] = store
+    for method, path, handler in VIEWS:
+        app.router.add_route(method, path, handler)
