@@ -41,7 +41,12 @@ class ModelInfo:
 
     @classmethod
     def from_spec(cls, spec: ModelSpec) -> ModelInfo:
-        caps = frozenset(str(c) for c in spec.capabilities)
+        if spec.capabilities is None:  # unset: a chat model, unless the id says otherwise
+            caps = frozenset({"chat", "streaming"})
+            chat = supports_chat_model_id(spec.id)
+        else:  # declared capabilities are trusted
+            caps = frozenset(str(c) for c in spec.capabilities)
+            chat = "chat" in caps
         price = None
         if spec.price is not None:
             p = spec.price
@@ -53,9 +58,7 @@ class ModelInfo:
             max_output=spec.max_output,
             capabilities=caps,
             price=price,
-            # Declared capabilities are trusted; the default ones are not proof of chat.
-            chat="chat" in caps
-            and ("capabilities" in spec.model_fields_set or supports_chat_model_id(spec.id)),
+            chat=chat,
         )
 
     def supports(self, required: frozenset[str]) -> bool:

@@ -133,8 +133,9 @@ class ModelSpec(SpecModel):
     """Total tokens the model accepts (prompt plus output)."""
     max_output: PosInt | None = None
     """Most output tokens the model produces in one answer."""
-    capabilities: tuple[Capability, ...] = (Capability.chat, Capability.streaming)
-    """What the model can do: chat, vision, tools, json, streaming, thinking, embeddings, ..."""
+    capabilities: tuple[Capability, ...] | None = None
+    """What the model can do: chat, vision, tools, json, streaming, thinking, embeddings, ...
+    (unset: chat and streaming, unless the id is clearly not a chat model, e.g. embeddings)."""
     price: PriceSpec | None = None
     """Price of this model at this provider (overrides pricing tables)."""
 

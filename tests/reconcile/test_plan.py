@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 import os
 import subprocess
@@ -31,7 +32,6 @@ from tests.spec.test_properties import (
     _key_source,
     durations,
     globs,
-    hex64,
     ids,
     keys,
     model_ids,
@@ -614,10 +614,11 @@ routing = st.fixed_dictionaries(
         "sticky": st.booleans(),
     },
 )
-PROVIDER_FIELDS = [
-    "format", "base_url", "name", "location", "priority", "weight", "enabled", "tls_verify",
-    "keys", "allow_models", "models", "headers", "timeout", "rate_limit", "budget",
-    "model_params",
+urls = st.sampled_from(["https://relay.example.com/v1", "http://10.1.2.3:8080", "https://x.lan"])
+# Fields an edit redraws; hypothesis favours the first entries, so the busiest come first.
+TUNING_FIELDS = [
+    "priority", "models", "allow_models", "enabled", "weight", "name", "location", "tls_verify",
+    "headers", "timeout", "rate_limit", "budget", "model_params",
 ]  # fmt: skip
 
 
@@ -625,14 +626,18 @@ def _pids(doc: Doc) -> list[str]:
     return [p["id"] for p in doc["providers"]]
 
 
-def _new_name(draw: st.DrawFn, strategy: st.SearchStrategy[str], taken: set[str]) -> str:
-    return draw(strategy.filter(lambda n: n not in taken))
+def _unique(name: str, taken: set[str]) -> str:
+    while name in taken:
+        name += "x"
+    return name
+
+
+def _pick(draw: st.DrawFn, items: list[Any]) -> int:
+    return draw(st.integers(0, len(items) - 1))
 
 
 def remove_provider(draw: st.DrawFn, doc: Doc) -> None:
-    if not doc["providers"]:
-        return
-    pid = doc["providers"].pop(draw(st.integers(0, len(doc["providers"]) - 1)))["id"]
+    pid = doc["providers"].pop(_pick(draw, doc["providers"]))["id"]
     for name, targets in list(doc.get("aliases", {}).items()):
         doc["aliases"][name] = [t for t in targets if t.partition("/")[0] != pid]
         if not doc["aliases"][name]:
@@ -641,47 +646,61 @@ def remove_provider(draw: st.DrawFn, doc: Doc) -> None:
 
 
 def add_provider(draw: st.DrawFn, doc: Doc) -> None:
-    pid = _new_name(draw, ids, {*_pids(doc), *doc.get("aliases", {})})
-    at = draw(st.integers(0, len(doc["providers"])))
-    doc["providers"].insert(at, draw(providers(pid)))
+    pid = _unique(draw(ids), {*_pids(doc), *doc.get("aliases", {})})
+    doc["providers"].insert(draw(st.integers(0, len(doc["providers"]))), draw(providers(pid)))
 
 
-def change_provider(draw: st.DrawFn, doc: Doc) -> None:
-    if not doc["providers"]:
-        return
-    p = draw(st.sampled_from(doc["providers"]))
-    field = draw(st.sampled_from(PROVIDER_FIELDS))
-    fresh = draw(providers(p["id"]))
-    if field in fresh:
-        p[field] = fresh[field]
+def change_endpoint(draw: st.DrawFn, doc: Doc) -> None:
+    """base_url, format, api_version or alternate URLs: the provider's state must reset."""
+    p = doc["providers"][_pick(draw, doc["providers"])]
+    field = draw(st.sampled_from(["base_url", "format", "api_version", "alternate_base_urls"]))
+    if field == "base_url":
+        p["base_url"] = draw(urls)
+    elif field == "format":
+        p["format"] = draw(st.sampled_from(["anthropic", "openai", "google", "ollama", "auto"]))
+        if p["format"] == "auto":
+            p.setdefault("base_url", draw(urls))
+    elif field == "api_version":
+        p["api_version"] = draw(st.sampled_from(["v1", "v1beta", "2023-06-01"]))
     else:
-        p.pop(field, None)
-    if field == "timeout":  # sub-timeouts must fit: let the shorter timeout cap their defaults
-        p.pop("connect_timeout", None)
-        p.pop("first_byte_timeout", None)
-    if p.get("format") == "auto" and "base_url" not in p:
-        p["base_url"] = "https://relay.example.com/v1"
+        p["alternate_base_urls"] = draw(st.lists(urls, min_size=1, max_size=2))
+
+
+def change_tuning(draw: st.DrawFn, doc: Doc) -> None:
+    """Any other field, redrawn (or dropped back to its default): the state stays."""
+    p = doc["providers"][_pick(draw, doc["providers"])]
+    before = copy.deepcopy(p)
+    for _ in range(3):  # a redrawn value is often the old one: try another field
+        field = draw(st.sampled_from(TUNING_FIELDS))
+        fresh = draw(providers(p["id"]))
+        if field in fresh:
+            p[field] = fresh[field]
+        else:
+            p.pop(field, None)
+        if field == "timeout":  # sub-timeouts must fit: let the new timeout cap their defaults
+            p.pop("connect_timeout", None)
+            p.pop("first_byte_timeout", None)
+        if p != before:
+            return
 
 
 def edit_keys(draw: st.DrawFn, doc: Doc) -> None:
-    if not doc["providers"]:
-        return
-    p = draw(st.sampled_from(doc["providers"]))
+    p = doc["providers"][_pick(draw, doc["providers"])]
     ks: list[Doc] = p.setdefault("keys", [])
     op = draw(st.sampled_from(["add", "remove", "relabel", "toggle", "shuffle"]))
-    if op == "add":
-        taken = {_key_source(k) for k in ks}
-        ks.insert(
-            draw(st.integers(0, len(ks))), draw(keys.filter(lambda k: _key_source(k) not in taken))
-        )
-    elif ks and op == "remove":
-        ks.pop(draw(st.integers(0, len(ks) - 1)))
-    elif ks and op == "relabel":
-        draw(st.sampled_from(ks))["label"] = draw(text)
-    elif ks and op == "toggle":
-        k = draw(st.sampled_from(ks))
+    if op == "add" or not ks:
+        key = draw(keys)
+        if _key_source(key) in {_key_source(k) for k in ks}:
+            key = {"env": _unique("NEW_KEY", {k.get("env", "") for k in ks})}
+        ks.insert(draw(st.integers(0, len(ks))), key)
+    elif op == "remove":
+        ks.pop(_pick(draw, ks))
+    elif op == "relabel":
+        ks[_pick(draw, ks)]["label"] = draw(text)
+    elif op == "toggle":
+        k = ks[_pick(draw, ks)]
         k["enabled"] = not k.get("enabled", True)
-    elif ks:
+    else:
         p["keys"] = draw(st.permutations(ks))
 
 
@@ -692,13 +711,16 @@ def reorder_providers(draw: st.DrawFn, doc: Doc) -> None:
 def edit_aliases(draw: st.DrawFn, doc: Doc) -> None:
     aliases: Doc = doc.setdefault("aliases", {})
     pids = _pids(doc)
-    if aliases and draw(st.booleans()):
+    op = draw(st.sampled_from(["add", "change", "remove"]))
+    if aliases and op == "remove":
         del aliases[draw(st.sampled_from(sorted(aliases)))]
-    elif pids:
-        targets = st.builds(lambda p, m: f"{p}/{m}", st.sampled_from(pids), model_ids)
-        name = draw(st.sampled_from(sorted(aliases))) if aliases and draw(st.booleans()) else None
-        name = name or _new_name(draw, names, {*pids, *aliases})
-        aliases[name] = draw(st.lists(targets, min_size=1, max_size=3))
+        return
+    targets = st.builds(lambda p, m: f"{p}/{m}", st.sampled_from(pids), model_ids)
+    if aliases and op == "change":
+        name = draw(st.sampled_from(sorted(aliases)))
+    else:
+        name = _unique(draw(names), {*pids, *aliases})
+    aliases[name] = draw(st.lists(targets, min_size=1, max_size=3))
 
 
 def edit_routing(draw: st.DrawFn, doc: Doc) -> None:
@@ -707,20 +729,20 @@ def edit_routing(draw: st.DrawFn, doc: Doc) -> None:
 
 def edit_pricing(draw: st.DrawFn, doc: Doc) -> None:
     pricing = doc["pricing"]
-    op = draw(st.sampled_from(["default", "add", "remove"]))
-    if op == "default":
+    op = draw(st.sampled_from(["add", "default", "remove"]))
+    if pricing["models"] and op == "remove":
+        pricing["models"].pop(_pick(draw, pricing["models"]))
+    elif op == "default":
         pricing["default"] = draw(price)
-    elif op == "add":
+    else:
         entry = {"match": draw(globs), "input": draw(prices)}
-        if doc["providers"] and draw(st.booleans()):
+        if draw(st.booleans()):
             entry["provider"] = draw(st.sampled_from(_pids(doc)))
         pricing["models"].append(entry)
-    elif pricing["models"]:
-        pricing["models"].pop(draw(st.integers(0, len(pricing["models"]) - 1)))
 
 
 def edit_sections(draw: st.DrawFn, doc: Doc) -> None:
-    section = draw(st.sampled_from(["cooldown", "transient", "catalog", "usage", "trial"]))
+    section = draw(st.sampled_from(["trial", "cooldown", "transient", "catalog", "usage"]))
     if section == "cooldown":
         initial, maximum = draw(ordered_durations())
         doc["cooldown"].update(initial=initial, max=maximum)
@@ -737,49 +759,69 @@ def edit_sections(draw: st.DrawFn, doc: Doc) -> None:
         doc["trial"] = {"licence": draw(st.sampled_from([LICENCE, "e30.c2ln"]))}
 
 
+def add_client(draw: st.DrawFn, doc: Doc) -> None:
+    name = _unique(draw(names), {c["name"] for c in doc["clients"]})
+    doc["clients"].append({"name": name, "key_sha256": hashlib.sha256(name.encode()).hexdigest()})
+
+
 def edit_clients(draw: st.DrawFn, doc: Doc) -> None:
     clients: list[Doc] = doc["clients"]
-    op = draw(st.sampled_from(["add", "remove", "change", "shuffle"]))
-    if op == "add":
-        name = _new_name(draw, names, {c["name"] for c in clients})
-        digest = _new_name(draw, hex64, {c["key_sha256"] for c in clients})
-        clients.append({"name": name, "key_sha256": digest})
-    elif clients and op == "remove":
-        clients.pop(draw(st.integers(0, len(clients) - 1)))
-    elif clients and op == "change":
-        draw(st.sampled_from(clients))["allow_models"] = draw(st.lists(globs, max_size=2))
+    op = draw(st.sampled_from(["add", "change", "shuffle", "remove"]))
+    if op == "add" or not clients:
+        add_client(draw, doc)
+    elif op == "remove":
+        clients.pop(_pick(draw, clients))
+    elif op == "change":
+        clients[_pick(draw, clients)]["allow_models"] = draw(st.lists(globs, max_size=2))
     else:
         doc["clients"] = draw(st.permutations(clients))
 
 
 EDITS: list[Edit] = [
-    remove_provider, add_provider, change_provider, change_provider, edit_keys, edit_keys,
-    reorder_providers, edit_aliases, edit_routing, edit_pricing, edit_sections, edit_clients,
+    change_endpoint, change_tuning, edit_keys, reorder_providers, edit_aliases, edit_clients,
+    edit_sections, edit_pricing, edit_routing, add_provider, remove_provider,
 ]  # fmt: skip
 
 
-@st.composite
-def edited(draw: st.DrawFn, doc: Doc) -> Doc:
-    """``doc`` after a few random edits (none at all, sometimes)."""
-    doc = copy.deepcopy(doc)
-    # Mostly one edit: a change the plan misses cannot hide behind another one.
-    for _ in range(draw(st.sampled_from([1, 0, 1, 2, 1, 4]), label="edits")):
-        draw(st.sampled_from(EDITS), label="edit")(draw, doc)
-    return doc
+def spec_docs() -> st.SearchStrategy[Doc]:
+    """Generated specs with at least two providers and clients, for the edits to work on."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Doc:
+        doc = draw(specs())
+        while len(doc["providers"]) < 2:
+            add_provider(draw, doc)
+        while len(doc["clients"]) < 2:
+            add_client(draw, doc)
+        # Sometimes A written out in full, every default explicit: still the same spec.
+        if draw(st.booleans()):
+            doc = PoolSpec.model_validate(doc).model_dump(mode="json")
+        return doc
+
+    return build()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("edit", EDITS, ids=lambda e: e.__name__)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_plan_of_edits_applies_like_a_fresh_start(data: st.DataObject) -> None:
-    doc = data.draw(specs(), label="A")
-    a = PoolSpec.model_validate(doc)
-    # Edit the generated document, or A written out in full (every default explicit).
-    base = a.model_dump(mode="json") if data.draw(st.booleans(), label="dumped") else doc
-    b = PoolSpec.model_validate(data.draw(edited(base), label="B"))
-    check_plan(a, b)
+def test_each_edit_plans_and_applies_like_a_fresh_start(edit: Edit, data: st.DataObject) -> None:
+    doc = data.draw(spec_docs(), label="A")
+    changed = copy.deepcopy(doc)
+    edit(data.draw, changed)
+    check_plan(PoolSpec.model_validate(doc), PoolSpec.model_validate(changed))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_plan_of_random_edits_applies_like_a_fresh_start(data: st.DataObject) -> None:
+    doc = data.draw(spec_docs(), label="A")
+    changed = copy.deepcopy(doc)
+    for edit in data.draw(st.lists(st.sampled_from(EDITS), max_size=5), label="edits"):
+        edit(data.draw, changed)
+    check_plan(PoolSpec.model_validate(doc), PoolSpec.model_validate(changed))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(specs(), specs())
 def test_plan_of_unrelated_specs_applies_like_a_fresh_start(doc_a: Doc, doc_b: Doc) -> None:
     check_plan(PoolSpec.model_validate(doc_a), PoolSpec.model_validate(doc_b))
@@ -868,3 +910,21 @@ def test_cli_plan_console_script() -> None:
     lines = proc.stdout.splitlines()
     assert {"+ provider ollama", "+ provider openai", "+ provider anthropic"} <= set(lines)
     assert "+ alias fast" in lines
+
+
+def test_writing_out_default_capabilities_is_a_change() -> None:
+    """Declared capabilities are trusted, unset ones follow the model id: the plan must
+    see the difference, since the snapshot built from each differs."""
+    from pooldaemon.pool import Snapshot
+    from pooldaemon.spec import PoolSpec
+
+    def spec(model: dict[str, object]) -> PoolSpec:
+        return PoolSpec.model_validate(
+            {"version": 1, "providers": [{"id": "p", "models": [model]}]}
+        )
+
+    unset = spec({"id": "text-embedding-3-small"})
+    declared = spec({"id": "text-embedding-3-small", "capabilities": ["chat", "streaming"]})
+    assert not plan(unset, declared).empty
+    assert Snapshot.build(unset).resolve("text-embedding-3-small") == ()
+    assert Snapshot.build(declared).resolve("text-embedding-3-small")
