@@ -18,15 +18,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from pooldaemon.pool import Snapshot
-from pooldaemon.reconcile._reconciler import Reconciler, initial_spec
+from pooldaemon.reconcile._reconciler import Reconciler, build_applied, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
-from pooldaemon.server import Applied, ProxyState, build_proxy_app, check_open_proxy
+from pooldaemon.server import ProxyState, build_proxy_app, check_open_proxy
 from pooldaemon.server._admin import AdminState, build_admin_app, check_admin_exposure
 from pooldaemon.server._metrics import build_registry
 from pooldaemon.settings import Settings, split_host_port
 from pooldaemon.systemd import Notifier, watchdog_task
-from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore, seed_ledger
 
 __all__ = ["SHUTDOWN_GRACE", "run_daemon"]
@@ -61,21 +59,17 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
     loaded, start_errors = initial_spec(settings.config, state_dir)
     for issue in start_errors:
         _log.error("config invalid, serving the last-known-good copy: %s", issue)
-    for warning in loaded.warnings:
-        _log.warning("%s", warning)
     host, port = split_host_port(settings.listen)
     check_open_proxy(loaded.spec, host)
     admin_host, admin_port = split_host_port(settings.admin_listen)
     admin_token = settings.admin_token_value()
     check_admin_exposure(admin_host, admin_token)
-    snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
-    secrets, problems = resolve_keys(snapshot, config_dir=settings.config.parent)
-    for problem in problems:
-        _log.warning("key unusable: %s", problem)
+    applied = build_applied(loaded, settings.config.parent)
+    snapshot = applied.snapshot
     store = UsageStore(state_dir / "usage.sqlite3")
     try:
         state = ProxyState(
-            Applied(snapshot, secrets),
+            applied,
             store=store,
             max_request_bytes=settings.max_request_bytes,
             max_response_bytes=settings.max_response_bytes,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from pooldaemon.pool._snapshot import key_id
+from pooldaemon.redaction import display_hash
 from pooldaemon.spec import KeySpec, PoolSpec, ProviderSpec
 
 __all__ = ["RESET_FIELDS", "Plan", "ProviderChange", "key_label", "plan"]
@@ -34,20 +35,12 @@ _EMPTY_POOL = PoolSpec(version=1)
 _LIST_LIMIT = 8  # entries shown per list in the one-line summary
 
 
-def _display_hash(secret: str) -> str:
-    # The same form as pooldaemon.server._replies.display_hash (pinned by a test);
-    # kept here so this pure module does not import the aiohttp server package.
-    if len(secret) <= 16:
-        return "..." + secret[-2:] if len(secret) > 4 else "..."
-    return f"{secret[:8]}...{secret[-4:]}"
-
-
 def key_label(key: KeySpec) -> str:
     """How a key is shown: its label, else its source; an inline value only as its display hash."""
     if key.label:
         return key.label
     if key.value is not None:
-        return f"value:{_display_hash(key.value)}"
+        return f"value:{display_hash(key.value)}"
     return key.source
 
 

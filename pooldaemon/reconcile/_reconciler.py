@@ -27,7 +27,7 @@ from pooldaemon.systemd import Notifier
 from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore, seed_ledger
 
-__all__ = ["LAST_KNOWN_GOOD", "Outcome", "Reconciler", "initial_spec"]
+__all__ = ["LAST_KNOWN_GOOD", "Outcome", "Reconciler", "build_applied", "initial_spec"]
 
 _log = logging.getLogger("pooldaemon.reconcile")
 LAST_KNOWN_GOOD = "last-known-good.yaml"
@@ -53,6 +53,18 @@ def _write_private(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def build_applied(loaded: LoadedSpec, config_dir: Path) -> Applied:
+    """The snapshot of a loaded spec with its keys resolved; warnings and unusable keys
+    are logged (they do not stop an apply)."""
+    snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
+    secrets, problems = resolve_keys(snapshot, config_dir=config_dir)
+    for warning in loaded.warnings:
+        _log.warning("%s", warning)
+    for problem in problems:
+        _log.warning("key unusable: %s", problem)
+    return Applied(snapshot, secrets)
 
 
 def initial_spec(config: Path, state_dir: Path) -> tuple[LoadedSpec, tuple[Issue, ...]]:
@@ -154,13 +166,13 @@ class Reconciler:
         self.status.set("Reconciling", True, "Progressing", f"revision {revision[:12]}", started)
         self.notifier.reloading()
         try:
-            loaded, snapshot, secrets = await asyncio.to_thread(self._prepare, raw)
+            loaded, applied = await asyncio.to_thread(self._prepare, raw)
         except ConfigError as exc:
             outcome = self._fail(revision, tuple(str(i) for i in exc.issues), trigger, started, t0)
             self.notifier.ready(f"degraded: {outcome.summary}; serving {self.applied.sha256[:12]}")
             return outcome
         change = plan(self.applied.spec, loaded.spec)
-        self._apply(loaded, snapshot, secrets, change)
+        self._apply(loaded, applied, change)
         self._write_lkg(raw)
         summary = change.summary() or "no effective change"
         self._history(revision, "success", trigger, started, t0, summary)
@@ -174,24 +186,16 @@ class Reconciler:
         )
         return Outcome("success", revision, summary)
 
-    def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Snapshot, dict[str, str]]:
+    def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Applied]:
         loaded = load_spec_bytes(raw, str(self.config))
-        snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
-        secrets, problems = resolve_keys(snapshot, config_dir=self.config.parent)
-        for warning in loaded.warnings:
-            _log.warning("%s", warning)
-        for problem in problems:
-            _log.warning("key unusable: %s", problem)
-        return loaded, snapshot, secrets
+        return loaded, build_applied(loaded, self.config.parent)
 
-    def _apply(
-        self, loaded: LoadedSpec, snapshot: Snapshot, secrets: dict[str, str], change: Plan
-    ) -> None:
+    def _apply(self, loaded: LoadedSpec, applied: Applied, change: Plan) -> None:
         runtime = self.proxy.runtime
         runtime.forget(change.providers_to_reset())
-        self.proxy.apply(Applied(snapshot, secrets))  # one reference swap
+        self.proxy.apply(applied)  # one reference swap
         if self.store is not None:
-            seed_ledger(runtime.ledger, self.store, snapshot, time.time())
+            seed_ledger(runtime.ledger, self.store, applied.snapshot, time.time())
         self.applied = loaded
         self._failed_revision = ""
         self.status.applied_revision = loaded.sha256

@@ -7,13 +7,22 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from aiohttp import StreamReader, web
 
+from pooldaemon.redaction import display_hash, redact
 from pooldaemon.upstream._base import WireFormat
 
-__all__ = ["Reply", "error_response", "read_limited", "redact", "request_id", "retry_after"]
+__all__ = [
+    "Reply",
+    "display_hash",
+    "error_response",
+    "read_limited",
+    "redact",
+    "request_id",
+    "retry_after",
+]
 
 _MAX_RETRY_AFTER = 86_400.0
 
@@ -79,21 +88,6 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return min(max(when.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER)
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every known secret replaced by its display form (first 8 ... last 4)."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, display_hash(secret))
-    return text
-
-
-def display_hash(secret: str) -> str:
-    """The original package's ``HashAPIKey``: first 8 + '...' + last 4 characters."""
-    if len(secret) <= 16:
-        return "..." + secret[-2:] if len(secret) > 4 else "..."
-    return f"{secret[:8]}...{secret[-4:]}"
 
 
 def request_id(headers: Mapping[str, str]) -> str:

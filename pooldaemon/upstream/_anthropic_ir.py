@@ -33,6 +33,7 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    tool_arguments,
 )
 from pooldaemon.upstream._sse import encode_event
 
@@ -169,7 +170,7 @@ def _wire_content(parts: list[Any]) -> list[Json]:
                     "type": "tool_use",
                     "id": part.id,
                     "name": part.name,
-                    "input": _arguments(part.arguments),
+                    "input": tool_arguments(part.arguments),
                 }
             )
         elif isinstance(part, ToolResult):
@@ -190,16 +191,6 @@ def _wire_image(image: Image) -> Json:
     if image.url is not None:
         return {"type": "url", "url": image.url}
     return {"type": "base64", "media_type": image.media_type or "image/png", "data": image.data}
-
-
-def _arguments(text: str) -> Json:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        raise TranslationError("tool call arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise TranslationError("tool call arguments must be a JSON object")
-    return value
 
 
 def encode_request(req: ChatRequest, model: str, max_tokens: int) -> Json:
@@ -274,7 +265,7 @@ def encode_response(resp: ChatResponse, model: str) -> Json:
             content.append({"type": "text", "text": part.text})
         elif isinstance(part, ToolCall):
             try:
-                arguments = _arguments(part.arguments)
+                arguments = tool_arguments(part.arguments)
             except TranslationError:
                 arguments = {}
             content.append(

@@ -17,7 +17,7 @@ from pooldaemon.upstream._ir import ChatRequest, ChatResponse
 from pooldaemon.upstream._sse import SseEvent
 from pooldaemon.upstream._translate import StreamDecoder, StreamEncoder
 
-__all__ = ["StreamWatch", "WireFormat", "bearer_headers", "has_content_part"]
+__all__ = ["StreamWatch", "WireFormat", "bearer_headers", "error_text", "has_content_part"]
 
 Json = dict[str, Any]
 
@@ -28,6 +28,11 @@ def bearer_headers(provider: ProviderView, key: str | None) -> dict[str, str]:
     if key:
         headers["Authorization"] = f"Bearer {key}"
     return headers
+
+
+def error_text(err: object) -> str:
+    """The message of an upstream error object (``{"message": ...}`` or a bare value)."""
+    return str(err.get("message", err) if isinstance(err, dict) else err)[:500]
 
 
 def has_content_part(body: Mapping[str, Any], part_type: str) -> bool:

@@ -44,6 +44,7 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    tool_arguments,
 )
 
 __all__ = [
@@ -248,16 +249,6 @@ def _gemini_id(ir_id: str) -> str | None:
     return ir_id.removeprefix(ID_PREFIX) if ir_id.startswith(ID_PREFIX) else None
 
 
-def _arguments(text: str) -> Json:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        raise TranslationError("tool call arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise TranslationError("tool call arguments must be a JSON object")
-    return value
-
-
 def _wire_image(image: Image) -> Json:
     if image.data is not None:
         return {"inlineData": {"mimeType": image.media_type or "image/png", "data": image.data}}
@@ -272,7 +263,7 @@ def _wire_image(image: Image) -> Json:
 
 
 def _wire_call(call: ToolCall) -> Json:
-    fc: Json = {"name": call.name, "args": _arguments(call.arguments)}
+    fc: Json = {"name": call.name, "args": tool_arguments(call.arguments)}
     if (given := _gemini_id(call.id)) is not None:
         fc["id"] = given
     return {"functionCall": fc}
@@ -411,7 +402,7 @@ def usage_to_gemini(usage: Usage) -> Json:
 
 def _response_call(call: ToolCall) -> Json:
     try:
-        args = _arguments(call.arguments)
+        args = tool_arguments(call.arguments)
     except TranslationError:
         args = {}
     return {"functionCall": {"name": call.name, "args": args, "id": _client_id(call.id)}}

@@ -9,6 +9,7 @@ event vocabulary (start, block start/delta/stop, end).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -34,6 +35,7 @@ __all__ = [
     "ToolCall",
     "ToolResult",
     "TranslationError",
+    "tool_arguments",
 ]
 
 StopReason = Literal["end", "max_tokens", "stop_sequence", "tool_calls", "content_filter"]
@@ -41,6 +43,18 @@ StopReason = Literal["end", "max_tokens", "stop_sequence", "tool_calls", "conten
 
 class TranslationError(ValueError):
     """A request or response cannot be expressed in the other format (a 400 for clients)."""
+
+
+def tool_arguments(text: str) -> dict[str, Any]:
+    """A tool call's arguments (JSON text in the IR) as the object formats that need one
+    (Anthropic, Gemini, Ollama) send. Raises TranslationError."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        raise TranslationError("tool call arguments are not valid JSON") from None
+    if not isinstance(value, dict):
+        raise TranslationError("tool call arguments must be a JSON object")
+    return value
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    tool_arguments,
 )
 
 __all__ = [
@@ -53,16 +54,6 @@ def _stop(done_reason: object, has_calls: bool) -> StopReason:
     return "max_tokens" if done_reason == "length" else "end"
 
 
-def _arguments(text: str) -> Json:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        raise TranslationError("tool call arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise TranslationError("tool call arguments must be a JSON object")
-    return value
-
-
 def _encode_message(message: Message, names: dict[str, str]) -> list[Json]:
     """One IR turn as Ollama messages: tool results become ``tool`` messages."""
     out: list[Json] = []
@@ -77,7 +68,7 @@ def _encode_message(message: Message, names: dict[str, str]) -> list[Json]:
                 raise TranslationError("image URLs must be fetched before they go to Ollama")
             images.append(part.data)
         elif isinstance(part, ToolCall):
-            args = _arguments(part.arguments)
+            args = tool_arguments(part.arguments)
             calls.append({"function": {"name": part.name, "arguments": args}})
         elif isinstance(part, ToolResult):
             content = "".join(c.text for c in part.content if isinstance(c, Text))
@@ -222,7 +213,7 @@ def encode_response(resp: ChatResponse, model: str) -> Json:
     calls = [p for p in resp.parts if isinstance(p, ToolCall)]
     if calls:
         message["tool_calls"] = [
-            {"function": {"name": c.name, "arguments": _arguments(c.arguments)}} for c in calls
+            {"function": {"name": c.name, "arguments": tool_arguments(c.arguments)}} for c in calls
         ]
     return {
         "model": model,
@@ -329,7 +320,7 @@ class OllamaEncoder:
         elif isinstance(event, ToolArgsDelta) and event.index in self.tools:
             self.tools[event.index].append(event.json)
         elif isinstance(event, BlockStop) and event.index in self.tools:
-            args = _arguments("".join(self.tools.pop(event.index)))
+            args = tool_arguments("".join(self.tools.pop(event.index)))
             call = {"function": {"name": self.names.pop(event.index), "arguments": args}}
             return self._line(
                 {

@@ -13,7 +13,7 @@ from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_anthropic
 from pooldaemon.upstream import _anthropic_ir as _ir
-from pooldaemon.upstream._base import has_content_part
+from pooldaemon.upstream._base import error_text, has_content_part
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 from pooldaemon.upstream.openai import apply_params
@@ -65,7 +65,7 @@ class _AnthropicWatch:
                 return event.raw
             if kind == "error":
                 err = data.get("error")
-                self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+                self.error = error_text(err)
                 self.error_relayed = True
             elif kind == "message_start":
                 message = data.get("message")
@@ -114,7 +114,7 @@ class _AnthropicStreamDecoder:
         kind = event.event or str(data.get("type", ""))
         if kind == "error":
             err = data.get("error")
-            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            self.error = error_text(err)
             return []
         return self._decoder.feed(kind, data)
 

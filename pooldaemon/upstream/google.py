@@ -20,6 +20,7 @@ from urllib.parse import quote
 from pooldaemon.pool import ProviderView, Usage, usage_from_gemini
 from pooldaemon.upstream import _google_ir as _ir
 from pooldaemon.upstream import _google_stream as _stream
+from pooldaemon.upstream._base import error_text
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 
@@ -76,10 +77,6 @@ def apply_params(body: Json, provider: ProviderView) -> None:
         body["generationConfig"] = config
 
 
-def _error_message(err: object) -> str:
-    return str(err.get("message", err) if isinstance(err, dict) else err)[:500]
-
-
 def _finished(chunk: Json) -> bool:
     candidates = chunk.get("candidates")
     if isinstance(candidates, list) and candidates:
@@ -112,7 +109,7 @@ class _GeminiWatch:
         if not isinstance(chunk, dict):
             return event.raw
         if chunk.get("error"):
-            self.error = _error_message(chunk["error"])
+            self.error = error_text(chunk["error"])
             self.error_relayed = True
             return event.raw
         meta = chunk.get("usageMetadata")
@@ -144,7 +141,7 @@ class _GeminiStreamDecoder:
         if not isinstance(chunk, dict):
             raise ValueError("a stream chunk is not a JSON object")
         if chunk.get("error"):
-            self.error = _error_message(chunk["error"])
+            self.error = error_text(chunk["error"])
             return []
         return self._decoder.feed(chunk)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_ollama
 from pooldaemon.upstream import _ollama_ir as _ir
-from pooldaemon.upstream._base import bearer_headers
+from pooldaemon.upstream._base import bearer_headers, error_text
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent
 
@@ -31,8 +31,7 @@ _PARAMS = {
 
 
 def _error_text(data: Json) -> str:
-    err = data.get("error")
-    return str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+    return error_text(data.get("error"))
 
 
 class _OllamaWatch:

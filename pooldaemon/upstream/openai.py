@@ -14,7 +14,7 @@ from typing import Any
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_openai
 from pooldaemon.upstream import _openai_ir as _ir
-from pooldaemon.upstream._base import bearer_headers, has_content_part
+from pooldaemon.upstream._base import bearer_headers, error_text, has_content_part
 from pooldaemon.upstream._ir import ChatRequest, ChatResponse, Event
 from pooldaemon.upstream._sse import SseEvent, encode_event
 
@@ -74,7 +74,7 @@ class _OpenAIWatch:
             return event.raw
         if chunk.get("error"):
             err = chunk["error"]
-            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            self.error = error_text(err)
             self.error_relayed = True
             return event.raw
         usage = chunk.get("usage")
@@ -109,7 +109,7 @@ class _OpenAIStreamDecoder:
             raise ValueError("a stream chunk is not a JSON object")
         if chunk.get("error"):
             err = chunk["error"]
-            self.error = str(err.get("message", err) if isinstance(err, dict) else err)[:500]
+            self.error = error_text(err)
             return []
         return self._decoder.feed(chunk)
 

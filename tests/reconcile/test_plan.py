@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pooldaemon.cli import main
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Runtime, Snapshot
 from pooldaemon.reconcile import RESET_FIELDS, Plan, ProviderChange, key_label, plan
-from pooldaemon.reconcile._plan import _display_hash
+from pooldaemon.reconcile._plan import display_hash as _display_hash
 from pooldaemon.server._replies import display_hash
 from pooldaemon.spec import KeySpec, PoolSpec, ProviderSpec
 from tests.spec.test_properties import (
