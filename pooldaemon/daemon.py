@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-from pathlib import Path
 
 from aiohttp import web
 
+from pooldaemon._files import private_dir
 from pooldaemon.reconcile._reconciler import Reconciler, build_applied, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
 from pooldaemon.server import ProxyState, build_proxy_app, check_open_proxy
@@ -31,12 +30,6 @@ __all__ = ["SHUTDOWN_GRACE", "run_daemon"]
 
 _log = logging.getLogger("pooldaemon")
 SHUTDOWN_GRACE = 30.0
-
-
-def _state_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
 
 
 async def run_daemon(settings: Settings) -> None:
@@ -55,7 +48,7 @@ async def run_daemon(settings: Settings) -> None:
 
 
 async def _run(settings: Settings, notifier: Notifier) -> None:
-    state_dir = _state_dir(settings.state_dir)
+    state_dir = private_dir(settings.state_dir)
     loaded, start_errors = initial_spec(settings.config, state_dir)
     for issue in start_errors:
         _log.error("config invalid, serving the last-known-good copy: %s", issue)

@@ -16,7 +16,7 @@ from pooldaemon.pool._cooldown import (
     phase,
 )
 from pooldaemon.pool._latency import LatencyStats, observe
-from pooldaemon.pool._price import Price, PriceQuote, cost_usd
+from pooldaemon.pool._price import Price, PriceQuote, RemotePrice, cost_usd
 from pooldaemon.pool._pricing import Pricer
 from pooldaemon.pool._router import (
     Candidate,
@@ -53,6 +53,7 @@ __all__ = [
     "PriceQuote",
     "Pricer",
     "ProviderView",
+    "RemotePrice",
     "RouteDecision",
     "RouteRequest",
     "Runtime",

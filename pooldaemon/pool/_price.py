@@ -7,7 +7,7 @@ from typing import Literal
 
 from pooldaemon.pool._tokens import Usage
 
-__all__ = ["Price", "PriceQuote", "PriceSource", "cost_usd"]
+__all__ = ["Price", "PriceQuote", "PriceSource", "RemotePrice", "cost_usd"]
 
 PriceSource = Literal[
     "provider_exact",  # a pricing.models entry (or a static model price) for this provider
@@ -45,6 +45,20 @@ class PriceQuote:
     price: Price
     source: PriceSource
     matched: str = ""
+    via: str = ""  # for ``remote``: the name of the pricing source
+
+    @property
+    def label(self) -> str:
+        """What usage records keep: the source, and which remote source (``remote:litellm``)."""
+        return f"{self.source}:{self.via}" if self.via else self.source
+
+
+@dataclass(frozen=True, slots=True)
+class RemotePrice:
+    """A price fetched from a remote pricing source, and that source's name."""
+
+    price: Price
+    source: str
 
 
 def cost_usd(usage: Usage, price: Price) -> float:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from pooldaemon.pool._builtin import BuiltinTable
 from pooldaemon.pool._families import family_price
-from pooldaemon.pool._price import Price, PriceQuote
+from pooldaemon.pool._price import Price, PriceQuote, RemotePrice
 from pooldaemon.spec import PoolSpec, PriceSpec, ProviderSpec
 
 if TYPE_CHECKING:
@@ -46,7 +46,10 @@ class Pricer:
     __slots__ = ("_builtin", "_default", "_exact", "_globs", "_remote", "_tails")
 
     def __init__(
-        self, spec: PoolSpec, builtin: BuiltinTable, remote: Mapping[str, Price] | None = None
+        self,
+        spec: PoolSpec,
+        builtin: BuiltinTable,
+        remote: Mapping[str, RemotePrice] | None = None,
     ) -> None:
         self._builtin = builtin
         self._remote = dict(remote or {})
@@ -97,7 +100,7 @@ class Pricer:
     def _tail(self, model: str) -> PriceQuote:
         remote = self._remote.get(model) or self._remote.get(model.rpartition("/")[2])
         if remote is not None:
-            return PriceQuote(remote, "remote", model)
+            return PriceQuote(remote.price, "remote", model, remote.source)
         known = self._builtin.lookup(model)
         if known is not None:
             return PriceQuote(known.price, "builtin", known.id)

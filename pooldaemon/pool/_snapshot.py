@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from pooldaemon.pool._builtin import BuiltinTable, load_builtin_table
 from pooldaemon.pool._families import supports_chat_model_id as _supports_chat
-from pooldaemon.pool._price import Price, PriceQuote
+from pooldaemon.pool._price import Price, PriceQuote, RemotePrice
 from pooldaemon.pool._pricing import Pricer
 from pooldaemon.spec import KeySpec, ModelSpec, PoolSpec, ProviderSpec
 
@@ -182,7 +182,7 @@ class Snapshot:
         *,
         revision: str = "",
         builtin: BuiltinTable | None = None,
-        remote_prices: Mapping[str, Price] | None = None,
+        remote_prices: Mapping[str, RemotePrice] | None = None,
         generations: Mapping[str, int] | None = None,
     ) -> Snapshot:
         """A snapshot of ``spec`` with discovered ``catalogs`` (provider id -> models)."""

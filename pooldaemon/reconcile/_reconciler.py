@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pooldaemon._files import write_private
 from pooldaemon.errors import ConfigError, Issue
 from pooldaemon.pool import Snapshot
 from pooldaemon.reconcile._plan import Plan, plan
@@ -40,19 +40,6 @@ class Outcome:
     revision: str
     summary: str
     errors: tuple[str, ...] = ()
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomic write, mode 0600 whatever the umask."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def build_applied(loaded: LoadedSpec, config_dir: Path) -> Applied:
@@ -235,6 +222,6 @@ class Reconciler:
         """Keep the bytes just applied: a restart with a broken file serves them."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            _write_private(self.state_dir / LAST_KNOWN_GOOD, raw)
+            write_private(self.state_dir / LAST_KNOWN_GOOD, raw)
         except OSError as exc:
             _log.warning("cannot keep the last-known-good copy: %s", exc)

@@ -445,7 +445,7 @@ def _record(
                 ttfb_ms=ttfb * 1000,
                 outcome=outcome,
                 cost_usd=cost,
-                pricing_source=quote.source,
+                pricing_source=quote.label,
             )
         )
     ctx.usage = usage

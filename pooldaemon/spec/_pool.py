@@ -100,6 +100,9 @@ class PricingSource(SpecModel):
     url: HttpUrl
     format: Literal["litellm", "models_dev"]
     refresh: PositiveDuration = timedelta(hours=12)
+    max_change: Annotated[float, Field(gt=1, le=1_000_000, strict=True, allow_inf_nan=False)] = 10.0
+    """Reject a fetch in which any known price moves by more than this factor (up or down):
+    a broken source must not reprice everything."""
 
 
 class PricingSpec(SpecModel):

@@ -35,6 +35,6 @@ def reprice(store: UsageStore, snapshot: Snapshot, since: float, until: float) -
 
     def price(record: UsageRecord) -> tuple[float, str]:
         quote = snapshot.quote(record.provider, record.model)
-        return cost_usd(record.usage, quote.price), quote.source
+        return cost_usd(record.usage, quote.price), quote.label
 
     return store.recalculate_costs(since, until, price)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pooldaemon.pool import ModelInfo, Price, Snapshot
+from pooldaemon.pool import ModelInfo, Price, RemotePrice, Snapshot
 from pooldaemon.pool._builtin import load_builtin_table
 from pooldaemon.pool._families import family_price
 from tests.pool.conftest import provider, spec
@@ -84,9 +84,10 @@ def test_builtin_then_heuristic_then_default() -> None:
 def test_remote_prices_come_before_builtin() -> None:
     snap = Snapshot.build(
         spec(providers=[provider("openai", "gpt-4o")]),
-        remote_prices={"gpt-4o": Price(1.11, 2.22)},
+        remote_prices={"gpt-4o": RemotePrice(Price(1.11, 2.22), "litellm")},
     )
-    assert snap.quote("openai", "gpt-4o").source == "remote"
+    quote = snap.quote("openai", "gpt-4o")
+    assert (quote.source, quote.label) == ("remote", "remote:litellm")
     assert snap.quote("openai", "openai/gpt-4o").price == Price(1.11, 2.22)
 
 
