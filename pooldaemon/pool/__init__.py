@@ -15,6 +15,7 @@ from pooldaemon.pool._cooldown import (
     classify,
     phase,
 )
+from pooldaemon.pool._discovered import Discovered
 from pooldaemon.pool._latency import LatencyStats, observe
 from pooldaemon.pool._price import Price, PriceQuote, RemotePrice, cost_usd
 from pooldaemon.pool._pricing import Pricer
@@ -27,7 +28,14 @@ from pooldaemon.pool._router import (
     route,
 )
 from pooldaemon.pool._runtime import PoolEvent, Runtime
-from pooldaemon.pool._snapshot import KeyView, ModelInfo, ProviderView, Snapshot, Target
+from pooldaemon.pool._snapshot import (
+    Endpoint,
+    KeyView,
+    ModelInfo,
+    ProviderView,
+    Snapshot,
+    Target,
+)
 from pooldaemon.pool._tokens import (
     Usage,
     usage_from_anthropic,
@@ -42,6 +50,8 @@ __all__ = [
     "CooldownEvent",
     "CooldownPolicy",
     "CooldownState",
+    "Discovered",
+    "Endpoint",
     "Failure",
     "FailureClass",
     "KeyView",

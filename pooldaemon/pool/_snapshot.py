@@ -20,7 +20,7 @@ from pooldaemon.pool._price import Price, PriceQuote, RemotePrice
 from pooldaemon.pool._pricing import Pricer
 from pooldaemon.spec import KeySpec, ModelSpec, PoolSpec, ProviderSpec
 
-__all__ = ["KeyView", "ModelInfo", "ProviderView", "Snapshot", "Target"]
+__all__ = ["Endpoint", "KeyView", "ModelInfo", "ProviderView", "Snapshot", "Target"]
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 # Pure and called for every model of every provider at each build.
@@ -112,6 +112,34 @@ class Target:
     quote: PriceQuote
 
 
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What refreshes learned about how to reach a provider: the format detected for
+    ``format: auto`` and the base URL that answered (one of ``alternate_base_urls``)."""
+
+    format: str | None = None
+    base_url: str | None = None
+
+
+def effective_spec(spec: ProviderSpec, endpoint: Endpoint | None) -> ProviderSpec:
+    """``spec`` with the detected format and the working base URL filled in.
+
+    Only what the spec allows is taken: a format for ``format: auto`` and a base
+    URL that is the spec's own or one of its alternates (a stale memory of a URL
+    since removed from git is ignored).
+    """
+    if endpoint is None:
+        return spec
+    fmt, base = spec.format, spec.base_url
+    if spec.format == "auto" and endpoint.format:
+        fmt = endpoint.format  # type: ignore[assignment]
+    if endpoint.base_url and endpoint.base_url in spec.alternate_base_urls:
+        base = endpoint.base_url
+    if fmt == spec.format and base == spec.base_url:
+        return spec
+    return spec.model_copy(update={"format": fmt, "base_url": base})
+
+
 def key_id(provider: str, key: KeySpec) -> str:
     """Stable across reloads while the key's source stays the same; reveals nothing."""
     ident = key.source if key.value is None else f"value:{key.value}"
@@ -184,13 +212,17 @@ class Snapshot:
         builtin: BuiltinTable | None = None,
         remote_prices: Mapping[str, RemotePrice] | None = None,
         generations: Mapping[str, int] | None = None,
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> Snapshot:
-        """A snapshot of ``spec`` with discovered ``catalogs`` (provider id -> models)."""
+        """A snapshot of ``spec`` with discovered ``catalogs`` (provider id -> models),
+        remote prices, and the ``endpoints`` refreshes detected."""
         catalogs = catalogs or {}
         generations = generations or {}
+        endpoints = endpoints or {}
         pricer = Pricer(spec, builtin or load_builtin_table(), remote_prices or {})
         providers = []
-        for i, p in enumerate(spec.providers):
+        for i, declared in enumerate(spec.providers):
+            p = effective_spec(declared, endpoints.get(declared.id))
             allow = _allow_pattern(p.allow_models)
             keys = tuple(
                 KeyView(key_id(p.id, k), j, k.label, k.source, k.enabled, k)

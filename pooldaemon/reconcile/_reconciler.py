@@ -13,16 +13,17 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pooldaemon._files import write_private
 from pooldaemon.errors import ConfigError, Issue
-from pooldaemon.pool import Snapshot
+from pooldaemon.pool import Discovered
 from pooldaemon.reconcile._plan import Plan, plan
 from pooldaemon.reconcile._status import HistoryEntry, ReconcileStatus
 from pooldaemon.server import Applied, ProxyState
-from pooldaemon.spec import LoadedSpec, load_spec_bytes, load_spec_file
+from pooldaemon.spec import LoadedSpec, PoolSpec, load_spec_bytes, load_spec_file
 from pooldaemon.systemd import Notifier
 from pooldaemon.upstream import resolve_keys
 from pooldaemon.usage import UsageStore, seed_ledger
@@ -42,10 +43,12 @@ class Outcome:
     errors: tuple[str, ...] = ()
 
 
-def build_applied(loaded: LoadedSpec, config_dir: Path) -> Applied:
-    """The snapshot of a loaded spec with its keys resolved; warnings and unusable keys
-    are logged (they do not stop an apply)."""
-    snapshot = Snapshot.build(loaded.spec, revision=loaded.sha256)
+def build_applied(
+    loaded: LoadedSpec, config_dir: Path, discovered: Discovered | None = None
+) -> Applied:
+    """The snapshot of a loaded spec (with what refreshes ``discovered``) and its keys
+    resolved; warnings and unusable keys are logged (they do not stop an apply)."""
+    snapshot = (discovered or Discovered()).snapshot(loaded.spec, revision=loaded.sha256)
     secrets, problems = resolve_keys(snapshot, config_dir=config_dir)
     for warning in loaded.warnings:
         _log.warning("%s", warning)
@@ -80,8 +83,13 @@ class Reconciler:
         store: UsageStore | None = None,
         start_errors: tuple[Issue, ...] = (),
         notifier: Notifier | None = None,
+        discovered: Discovered | None = None,
     ) -> None:
         self.config = config
+        self.discovered = discovered or Discovered()
+        self._pending = self.discovered
+        # Called with the spec after every successful apply (the scheduler follows it).
+        self.on_applied: list[Callable[[PoolSpec, Plan], None]] = []
         self.state_dir = state_dir
         self.proxy = proxy
         self.applied = applied
@@ -175,11 +183,29 @@ class Reconciler:
 
     def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Applied]:
         loaded = load_spec_bytes(raw, str(self.config))
-        return loaded, build_applied(loaded, self.config.parent)
+        kept = {p.id for p in loaded.spec.providers}
+        gone = {p.id for p in self.applied.spec.providers} - kept
+        # Kept aside until the apply: a file that fails changes nothing.
+        self._pending = self.discovered.without(gone)
+        return loaded, build_applied(loaded, self.config.parent, self._pending)
+
+    async def publish(self, update: Callable[[Discovered], Discovered], what: str) -> None:
+        """Serve what a refresh learned: a new snapshot of the applied spec with
+        ``update(discovered)``, swapped in like a reconcile (and never racing one)."""
+        async with self._lock:
+            discovered = update(self.discovered)
+            if discovered is self.discovered:
+                return
+            spec, revision = self.applied.spec, self.applied.sha256
+            snapshot = await asyncio.to_thread(discovered.snapshot, spec, revision=revision)
+            self.discovered = discovered
+            self.proxy.apply(Applied(snapshot, self.proxy.applied.secrets))
+            _log.info("published snapshot revision=%s after %s", revision[:12], what)
 
     def _apply(self, loaded: LoadedSpec, applied: Applied, change: Plan) -> None:
         runtime = self.proxy.runtime
         runtime.forget(change.providers_to_reset())
+        self.discovered = self._pending
         self.proxy.apply(applied)  # one reference swap
         if self.store is not None:
             seed_ledger(runtime.ledger, self.store, applied.snapshot, time.time())
@@ -188,6 +214,11 @@ class Reconciler:
         self.status.applied_revision = loaded.sha256
         self.status.errors = ()
         self._ready(f"applied revision {loaded.sha256[:12]}: {change.summary()}", time.time())
+        for hook in self.on_applied:
+            try:
+                hook(loaded.spec, change)
+            except Exception:  # a follower's bug must not undo an apply
+                _log.exception("after-apply hook failed")
 
     def _fail(
         self, revision: str, errors: tuple[str, ...], trigger: str, started: float, t0: float

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,12 +40,25 @@ class _Reconciler(Protocol):
     def plan_for(self, raw: bytes, name: str = ...) -> Any: ...
 
 
+class _JobStatus(Protocol):
+    last_result: str | None
+
+    def to_json(self) -> dict[str, object]: ...
+
+
+class _Jobs(Protocol):
+    def __iter__(self) -> Iterator[_JobStatus]: ...
+
+    async def trigger(self, kind: Any) -> Sequence[_JobStatus]: ...
+
+
 @dataclass(slots=True)
 class AdminState:
     reconciler: _Reconciler
     token: str | None
     registry: CollectorRegistry | None = None
     ready: bool = False  # set once the listeners are up and a config is applied
+    jobs: _Jobs | None = None
 
 
 ADMIN_STATE = web.AppKey("admin_state", AdminState)
@@ -132,6 +145,38 @@ async def _plan(request: web.Request) -> web.Response:
     )
 
 
+REFRESH_KINDS = ("catalog", "pricing")
+
+
+async def _jobs(request: web.Request) -> web.Response:
+    jobs = request.app[ADMIN_STATE].jobs
+    if jobs is None:
+        return _error(503, "not_ready", "the scheduler is not running")
+    return web.json_response({"jobs": [status.to_json() for status in jobs]})
+
+
+async def _refresh(request: web.Request) -> web.Response:
+    """Run the catalog or pricing jobs now and answer with how they went."""
+    kind = request.match_info["kind"]
+    if kind not in REFRESH_KINDS:
+        return _error(
+            404, "not_found", f"no refresh {kind!r}: use one of {', '.join(REFRESH_KINDS)}"
+        )
+    jobs = request.app[ADMIN_STATE].jobs
+    if jobs is None:
+        return _error(503, "not_ready", "the scheduler is not running")
+    done = await jobs.trigger(kind)
+    if not done:
+        result = "none"
+    elif all(status.last_result == "success" for status in done):
+        result = "success"
+    else:
+        result = "failure"
+    return web.json_response(
+        {"kind": kind, "result": result, "jobs": [status.to_json() for status in done]}
+    )
+
+
 async def _read_only(request: web.Request) -> web.Response:
     return _error(
         405,
@@ -151,8 +196,11 @@ def build_admin_app(
     app.router.add_get("/admin/v1/status", _status)
     app.router.add_post("/admin/v1/reload", _reload)
     app.router.add_post("/admin/v1/plan", _plan)
-    for method in ("POST", "PUT", "PATCH", "DELETE"):
-        app.router.add_route(method, "/admin/v1/status", _read_only)
+    app.router.add_get("/admin/v1/jobs", _jobs)
+    app.router.add_post("/admin/v1/refresh/{kind}", _refresh)
+    for path in ("/admin/v1/status", "/admin/v1/jobs"):
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            app.router.add_route(method, path, _read_only)
     if proxy is not None:
         add_views(app, proxy, store)
         for path in ("/admin/v1/providers", "/admin/v1/providers/{id}", "/admin/v1/models"):

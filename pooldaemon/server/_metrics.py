@@ -7,7 +7,8 @@ over the code. Names follow ARCHITECTURE (prefix ``pooldaemon_``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -19,6 +20,7 @@ from pooldaemon.reconcile._status import ReconcileStatus
 from pooldaemon.server._state import ProxyState
 
 __all__ = [
+    "JobsCollector",
     "ProviderStateCollector",
     "ProxyMetrics",
     "ReconcileCollector",
@@ -157,10 +159,59 @@ class ProviderStateCollector(Collector):
         yield remaining
 
 
-def build_registry(status: ReconcileStatus, proxy: ProxyState | None = None) -> CollectorRegistry:
-    """The daemon's one registry: reconcile state, provider state, proxy events."""
+class _JobView(Protocol):
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def interval(self) -> float: ...
+
+    @property
+    def results(self) -> dict[str, int] | None: ...
+
+    @property
+    def last_success(self) -> float | None: ...
+
+
+class JobsCollector(Collector):
+    """Runs and freshness of the scheduled jobs (ids come from the spec: bounded)."""
+
+    def __init__(self, jobs: Iterable[_JobView]) -> None:
+        self._jobs = jobs
+
+    def collect(self) -> Iterator[Metric]:
+        runs = CounterMetricFamily(
+            "pooldaemon_job_runs", "Job runs by result", labels=["job", "result"]
+        )
+        last = GaugeMetricFamily(
+            "pooldaemon_job_last_success_timestamp_seconds",
+            "Unix time of the job's last successful run (0: none yet)",
+            labels=["job"],
+        )
+        interval = GaugeMetricFamily(
+            "pooldaemon_job_interval_seconds", "How often the job is meant to run", labels=["job"]
+        )
+        for job in self._jobs:
+            results = job.results or {}
+            for result in ("success", "failure"):
+                runs.add_metric([job.job_id, result], float(results.get(result, 0)))
+            last.add_metric([job.job_id], job.last_success or 0.0)
+            interval.add_metric([job.job_id], job.interval)
+        yield runs
+        yield last
+        yield interval
+
+
+def build_registry(
+    status: ReconcileStatus,
+    proxy: ProxyState | None = None,
+    jobs: Iterable[_JobView] | None = None,
+) -> CollectorRegistry:
+    """The daemon's one registry: reconcile state, provider state, jobs, proxy events."""
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ReconcileCollector(status))
+    if jobs is not None:
+        registry.register(JobsCollector(jobs))
     if proxy is not None:
         registry.register(ProviderStateCollector(proxy))
         proxy.metrics = ProxyMetrics(registry)
