@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -94,7 +95,19 @@ async def route_view(request: web.Request) -> web.Response:
     )
 
 
-def _provider_json(state: ProxyState, pid: str) -> dict[str, Any]:
+KeyUsage = dict[tuple[str, str], tuple[int, float]]
+
+
+async def _key_usage(request: web.Request) -> KeyUsage:
+    store = request.app.get(STORE)
+    return {} if store is None else await asyncio.to_thread(store.key_usage)
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _provider_json(state: ProxyState, pid: str, key_usage: KeyUsage) -> dict[str, Any]:
     applied = state.applied
     view = applied.snapshot.by_id[pid]
     runtime = state.runtime
@@ -106,6 +119,7 @@ def _provider_json(state: ProxyState, pid: str) -> dict[str, Any]:
     for key in view.keys:
         secret = applied.secrets.get(key.key_id)
         rejected = runtime.keys.get((pid, key.key_id))
+        used, last_used = key_usage.get((pid, key.key_id), (0, None))
         keys.append(
             {
                 "key_id": key.key_id,
@@ -115,6 +129,8 @@ def _provider_json(state: ProxyState, pid: str) -> dict[str, Any]:
                 "resolved": secret is not None,
                 "hash": display_hash(secret) if secret else None,
                 "rejected_until": rejected.until - now + time.time() if rejected else None,
+                "requests": used,
+                "last_used": _iso(last_used),
             }
         )
     spec = view.spec
@@ -148,8 +164,13 @@ def _provider_json(state: ProxyState, pid: str) -> dict[str, Any]:
 
 async def providers_view(request: web.Request) -> web.Response:
     state = request.app[PROXY]
+    key_usage = await _key_usage(request)
     return web.json_response(
-        {"providers": [_provider_json(state, p.id) for p in state.applied.snapshot.providers]}
+        {
+            "providers": [
+                _provider_json(state, p.id, key_usage) for p in state.applied.snapshot.providers
+            ]
+        }
     )
 
 
@@ -158,7 +179,7 @@ async def provider_view(request: web.Request) -> web.Response:
     pid = request.match_info["id"]
     if pid not in state.applied.snapshot.by_id:
         return _error(404, "not_found", f"no provider {pid!r}")
-    return web.json_response(_provider_json(state, pid))
+    return web.json_response(_provider_json(state, pid, await _key_usage(request)))
 
 
 async def cooldowns_view(request: web.Request) -> web.Response:

@@ -86,9 +86,21 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("usage_histogram_merge", 2, merge_packed, deterministic=True)
 
 
+_KEY_USAGE = """
+INSERT INTO key_usage (provider, key_id, requests, last_ts)
+    SELECT provider, key_id, COUNT(*), MAX(ts) FROM usage WHERE id > ? AND key_id != ''
+    GROUP BY provider, key_id
+ON CONFLICT (provider, key_id) DO UPDATE SET
+    requests = requests + excluded.requests,
+    last_ts = MAX(last_ts, excluded.last_ts)
+"""
+
+
 def roll_up_after(conn: sqlite3.Connection, last_id: int) -> None:
-    """Add the raw rows with ``id > last_id`` (the ones just inserted) to the rollup."""
+    """Add the raw rows with ``id > last_id`` (the ones just inserted) to the rollup
+    and to the per-key counts."""
     conn.execute(_ROLL_UP.format(where="id > ?"), (last_id,))
+    conn.execute(_KEY_USAGE, (last_id,))
 
 
 def rebuild_days(conn: sqlite3.Connection, days: Iterable[int]) -> None:

@@ -68,7 +68,21 @@ CREATE TABLE usage_daily (
 );
 """
 
-_MIGRATIONS: tuple[str, ...] = (_V1,)
+# Per-key use survives retention pruning: the admin API shows it for each key.
+_V2 = """
+CREATE TABLE key_usage (
+    provider TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    last_ts REAL NOT NULL,
+    PRIMARY KEY (provider, key_id)
+);
+INSERT INTO key_usage (provider, key_id, requests, last_ts)
+    SELECT provider, key_id, COUNT(*), MAX(ts) FROM usage WHERE key_id != ''
+    GROUP BY provider, key_id
+"""
+
+_MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(_MIGRATIONS)
 _BUSY_TIMEOUT_S = 10.0
 _FILE_MODE = 0o600

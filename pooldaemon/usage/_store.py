@@ -233,6 +233,12 @@ class UsageStore:
         results = self._read_all(spend_queries(since, provider, client))
         return spend_from_rows(row for _, rows in results for row in rows)
 
+    def key_usage(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """(provider, key_id) -> (requests, unix time of the last one), all time."""
+        sql = "SELECT provider, key_id, requests, last_ts FROM key_usage"
+        [(_, rows)] = self._read_all([Query(sql, ())])
+        return {(row[0], row[1]): (int(row[2]), float(row[3])) for row in rows}
+
     def records(self, since: float, until: float, limit: int = 1000) -> list[UsageRecord]:
         """The newest ``limit`` records with ``since <= ts < until``, newest first."""
         cond = raw_where(since, until)

@@ -85,13 +85,23 @@ async def test_route_explains_cooling_out_of_mode_and_over_budget(
 async def test_providers_show_state_and_only_key_hashes(
     gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    _, url = await _admin(gateway, tmp_path)
+    gw, url = await _admin(gateway, tmp_path)
     status, body = await _get(f"{url}/admin/v1/providers")
     assert status == 200 and len(body["providers"]) == 4
     fine = next(p for p in body["providers"] if p["id"] == "fine")
     (key,) = fine["keys"]
     secret = KEYS["OPENAI_B_KEY"]
     assert key["hash"] == f"{secret[:8]}...{secret[-4:]}"
+    assert (key["requests"], key["last_used"]) == (0, None)
+    client = gw.openai()
+    for _ in range(2):
+        await client.chat.completions.create(
+            model="fine/m", messages=[{"role": "user", "content": "hi"}]
+        )
+    gw.store.flush()
+    status, fine = await _get(f"{url}/admin/v1/providers/fine")
+    (key,) = fine["keys"]
+    assert key["requests"] == 2 and key["last_used"].startswith("20")
     text = str(body)
     assert all(value not in text for value in KEYS.values())
     status, one = await _get(f"{url}/admin/v1/providers/home")

@@ -12,6 +12,7 @@ import pytest
 
 from pooldaemon.errors import PoolError, StoreError
 from pooldaemon.usage import UsageStore
+from pooldaemon.usage._schema import SCHEMA_VERSION
 
 from .conftest import DAY, DAY0, record, row_count, wait_until
 
@@ -109,7 +110,7 @@ def test_file_modes_and_journal_mode_whatever_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
 
 
@@ -184,3 +185,34 @@ def test_reopening_keeps_records(db_path: Path) -> None:
 def test_invalid_settings_are_rejected(db_path: Path) -> None:
     with pytest.raises(ValueError, match="flush_max"):
         UsageStore(db_path, flush_max=0)
+
+
+def test_key_usage_counts_every_flush_and_survives_pruning(tmp_path: Path) -> None:
+    with UsageStore(tmp_path / "usage.sqlite3") as store:
+        store.add(record(ts=DAY0 + 10, key_id="k1"))
+        store.add(record(ts=DAY0 + 20, key_id="k1"))
+        store.add(record(ts=DAY0 + 30, key_id="k2", provider="anthropic"))
+        store.add(record(ts=DAY0 + 40, key_id=""))  # a provider without keys
+        store.flush()
+        store.add(record(ts=DAY0 + 50, key_id="k1"))
+        store.flush()
+        assert store.key_usage() == {
+            ("openai", "k1"): (3, DAY0 + 50),
+            ("anthropic", "k2"): (1, DAY0 + 30),
+        }
+        store.prune(DAY0 + 3 * DAY)
+        assert store.key_usage()[("openai", "k1")] == (3, DAY0 + 50)
+
+
+def test_a_version_1_store_gets_its_key_usage_from_the_records(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite3"
+    with UsageStore(path) as store:
+        store.add(record(ts=DAY0 + 10, key_id="k1"))
+        store.add(record(ts=DAY0 + 70, key_id="k1"))
+        store.flush()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE key_usage")
+        conn.execute("PRAGMA user_version=1")
+    conn.close()
+    with UsageStore(path) as store:
+        assert store.key_usage() == {("openai", "k1"): (2, DAY0 + 70)}
