@@ -37,9 +37,12 @@ typecheck: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev ci-deps
 	$(BIN)/pytest
 
-# tests/test_systemd.py checks systemd/pooldaemon.service with systemd-analyze.
-# Install it when missing and we can (root with apt-get, as in CI); otherwise,
-# or if the install fails, those tests skip and say why.
+# tests/test_systemd.py checks systemd/pooldaemon.service with systemd-analyze and
+# tests/test_monitoring.py checks monitoring/ with promtool. Install them when
+# missing and we can (root with apt-get, as in CI); otherwise, or if the install
+# fails, those tests skip and say why. promtool comes with Debian's prometheus
+# package: a policy-rc.d refusing every action (the Docker convention) keeps the
+# install from starting a Prometheus server; we add one for the install if none.
 ci-deps:
 	@command -v systemd-analyze >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -50,6 +53,21 @@ ci-deps:
 	else \
 		echo "note: no systemd-analyze (installing it needs root and apt-get);" \
 			"the systemd-analyze tests will skip" >&2; \
+	fi
+	@command -v promtool >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing promtool (Debian package prometheus)"; \
+		policy=/usr/sbin/policy-rc.d; ours=; \
+		if [ ! -e $$policy ]; then \
+			printf '#!/bin/sh\nexit 101\n' >$$policy && chmod 755 $$policy && ours=1; \
+		fi; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
+		echo "warning: could not install prometheus; the promtool tests will skip" >&2; \
+		if [ -n "$$ours" ]; then rm -f $$policy; fi; \
+	else \
+		echo "note: no promtool (installing it needs root and apt-get);" \
+			"the promtool tests will skip" >&2; \
 	fi
 
 test: lint typecheck pytest

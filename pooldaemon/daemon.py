@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 
 from aiohttp import web
 
 from pooldaemon._files import private_dir
+from pooldaemon.jobs import Jobs
+from pooldaemon.reconcile._plan import Plan
 from pooldaemon.reconcile._reconciler import Reconciler, build_applied, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
+from pooldaemon.refresh._refresher import Refresher
 from pooldaemon.server import ProxyState, build_proxy_app, check_open_proxy
 from pooldaemon.server._admin import AdminState, build_admin_app, check_admin_exposure
 from pooldaemon.server._metrics import build_registry
 from pooldaemon.settings import Settings, split_host_port
+from pooldaemon.spec import PoolSpec
 from pooldaemon.systemd import Notifier, watchdog_task
 from pooldaemon.usage import UsageStore, seed_ledger
 
@@ -57,10 +62,12 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
     admin_host, admin_port = split_host_port(settings.admin_listen)
     admin_token = settings.admin_token_value()
     check_admin_exposure(admin_host, admin_token)
-    applied = build_applied(loaded, settings.config.parent)
-    snapshot = applied.snapshot
     store = UsageStore(state_dir / "usage.sqlite3")
     try:
+        refresher = Refresher(state_dir, store=store)
+        discovered = refresher.discovered(loaded.spec)  # kept catalogs route without network
+        applied = build_applied(loaded, settings.config.parent, discovered)
+        snapshot = applied.snapshot
         state = ProxyState(
             applied,
             store=store,
@@ -76,15 +83,25 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             store=store,
             start_errors=start_errors,
             notifier=notifier,
+            discovered=discovered,
         )
+        reconciler.discover = refresher.discovered
+        refresher.reconciler = reconciler
+        jobs = Jobs(
+            refresher,
+            last_success=refresher.last_success(loaded.spec),
+            secrets=lambda: state.applied.secrets.values(),
+        )
+        jobs.sync(loaded.spec)
+        reconciler.on_applied.append(functools.partial(_follow_spec, jobs))
         runner = web.AppRunner(
             build_proxy_app(state),
             handler_cancellation=True,
             access_log=None,
             shutdown_timeout=SHUTDOWN_GRACE,
         )
-        registry = build_registry(reconciler.status, state)
-        admin = AdminState(reconciler, admin_token, registry)
+        registry = build_registry(reconciler.status, state, jobs)
+        admin = AdminState(reconciler, admin_token, registry, jobs=jobs, refresher=refresher)
         admin_runner = web.AppRunner(build_admin_app(admin, state, store), access_log=None)
         await runner.setup()
         await admin_runner.setup()
@@ -103,7 +120,8 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             )
             status = "degraded: serving last-known-good" if start_errors else "serving"
             notifier.ready(f"{status} revision {loaded.sha256[:12]} on {host}:{port}")
-            await _serve_until_stopped(settings, reconciler)
+            async with jobs:
+                await _serve_until_stopped(settings, reconciler)
             notifier.stopping()
             _log.info("stopping: finishing requests in flight (up to %.0fs)", SHUTDOWN_GRACE)
         finally:
@@ -112,6 +130,16 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             await admin_runner.cleanup()
     finally:
         await asyncio.to_thread(store.close)
+
+
+def _follow_spec(jobs: Jobs, spec: PoolSpec, change: Plan) -> None:
+    """After an apply: the jobs of the new spec; new or changed providers and pricing
+    sources are refreshed now rather than at the next interval."""
+    jobs.sync(spec)
+    if change.providers_added or change.providers_changed:
+        jobs.run_soon("catalog")
+    if any(name.startswith("sources") for name in change.pricing_changed):
+        jobs.run_soon("pricing")
 
 
 async def _serve_until_stopped(settings: Settings, reconciler: Reconciler) -> None:

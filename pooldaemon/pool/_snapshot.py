@@ -124,16 +124,19 @@ class Endpoint:
 def effective_spec(spec: ProviderSpec, endpoint: Endpoint | None) -> ProviderSpec:
     """``spec`` with the detected format and the working base URL filled in.
 
-    Only what the spec allows is taken: a format for ``format: auto`` and a base
-    URL that is the spec's own or one of its alternates (a stale memory of a URL
-    since removed from git is ignored).
+    Only what the spec allows is taken: for ``format: auto`` the detected format
+    and the base URL detection settled on (endpoint paths removed); otherwise a
+    base URL only when it is one of the alternates (a stale memory of a URL since
+    removed from git is ignored).
     """
     if endpoint is None:
         return spec
     fmt, base = spec.format, spec.base_url
     if spec.format == "auto" and endpoint.format:
         fmt = endpoint.format  # type: ignore[assignment]
-    if endpoint.base_url and endpoint.base_url in spec.alternate_base_urls:
+    if endpoint.base_url and (
+        spec.format == "auto" or endpoint.base_url in spec.alternate_base_urls
+    ):
         base = endpoint.base_url
     if fmt == spec.format and base == spec.base_url:
         return spec

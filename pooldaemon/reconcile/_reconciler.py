@@ -90,6 +90,9 @@ class Reconciler:
         self._pending = self.discovered
         # Called with the spec after every successful apply (the scheduler follows it).
         self.on_applied: list[Callable[[PoolSpec, Plan], None]] = []
+        # What refreshes know, for a spec about to be applied (default: the current
+        # discoveries minus removed providers).
+        self.discover: Callable[[PoolSpec], Discovered] | None = None
         self.state_dir = state_dir
         self.proxy = proxy
         self.applied = applied
@@ -186,7 +189,10 @@ class Reconciler:
         kept = {p.id for p in loaded.spec.providers}
         gone = {p.id for p in self.applied.spec.providers} - kept
         # Kept aside until the apply: a file that fails changes nothing.
-        self._pending = self.discovered.without(gone)
+        if self.discover is not None:
+            self._pending = self.discover(loaded.spec)
+        else:
+            self._pending = self.discovered.without(gone)
         return loaded, build_applied(loaded, self.config.parent, self._pending)
 
     async def publish(self, update: Callable[[Discovered], Discovered], what: str) -> None:
@@ -194,7 +200,7 @@ class Reconciler:
         ``update(discovered)``, swapped in like a reconcile (and never racing one)."""
         async with self._lock:
             discovered = update(self.discovered)
-            if discovered is self.discovered:
+            if discovered == self.discovered:
                 return
             spec, revision = self.applied.spec, self.applied.sha256
             snapshot = await asyncio.to_thread(discovered.snapshot, spec, revision=revision)

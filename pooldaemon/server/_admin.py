@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from pooldaemon.errors import ConfigError, SettingsError
-from pooldaemon.server._admin_views import add_views
+from pooldaemon.server._admin_views import RefreshFacts, add_views
 from pooldaemon.server._state import ProxyState
 from pooldaemon.settings import is_loopback
 from pooldaemon.spec._loader import MAX_SPEC_BYTES
@@ -59,6 +59,7 @@ class AdminState:
     registry: CollectorRegistry | None = None
     ready: bool = False  # set once the listeners are up and a config is applied
     jobs: _Jobs | None = None
+    refresher: RefreshFacts | None = None
 
 
 ADMIN_STATE = web.AppKey("admin_state", AdminState)
@@ -202,8 +203,13 @@ def build_admin_app(
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             app.router.add_route(method, path, _read_only)
     if proxy is not None:
-        add_views(app, proxy, store)
-        for path in ("/admin/v1/providers", "/admin/v1/providers/{id}", "/admin/v1/models"):
+        add_views(app, proxy, store, state.refresher)
+        for path in (
+            "/admin/v1/providers",
+            "/admin/v1/providers/{id}",
+            "/admin/v1/models",
+            "/admin/v1/pricing",
+        ):
             for method in ("POST", "PUT", "PATCH", "DELETE"):
                 app.router.add_route(method, path, _read_only)
     return app

@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -16,12 +16,23 @@ from pooldaemon.errors import BudgetExceededError, UnknownModelError
 from pooldaemon.pool import RouteRequest, route
 from pooldaemon.server._replies import display_hash
 from pooldaemon.server._state import ProxyState
+from pooldaemon.spec import PoolSpec
 from pooldaemon.usage import UsageStore
 
 __all__ = ["VIEWS", "add_views"]
 
+
+class RefreshFacts(Protocol):
+    """What the refresh jobs know, as the admin API shows it."""
+
+    def catalog_json(self, provider: str) -> dict[str, object] | None: ...
+
+    def sources_json(self, spec: PoolSpec) -> list[dict[str, object]]: ...
+
+
 PROXY = web.AppKey("admin_proxy", ProxyState)
 STORE = web.AppKey("admin_store", UsageStore)
+REFRESH = web.AppKey("admin_refresh", RefreshFacts)
 _MODES = ("auto", "cloud", "local")
 _STRATEGIES = ("priority", "cost", "latency", "round_robin")
 _GROUPS = ("provider", "model", "client", "day")
@@ -107,7 +118,9 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def _provider_json(state: ProxyState, pid: str, key_usage: KeyUsage) -> dict[str, Any]:
+def _provider_json(
+    state: ProxyState, pid: str, key_usage: KeyUsage, refresh: RefreshFacts | None
+) -> dict[str, Any]:
     applied = state.applied
     view = applied.snapshot.by_id[pid]
     runtime = state.runtime
@@ -145,6 +158,7 @@ def _provider_json(state: ProxyState, pid: str, key_usage: KeyUsage) -> dict[str
         "keys": keys,
         "models": len(view.models),
         "wildcard": view.wildcard,
+        "catalog": refresh.catalog_json(pid) if refresh is not None else None,
         "state": {
             "phase": str(runtime.phase(pid, now)),
             "cooling_for_s": max(cooldown.until - now, 0.0) if cooldown.until else 0.0,
@@ -168,7 +182,8 @@ async def providers_view(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "providers": [
-                _provider_json(state, p.id, key_usage) for p in state.applied.snapshot.providers
+                _provider_json(state, p.id, key_usage, request.app.get(REFRESH))
+                for p in state.applied.snapshot.providers
             ]
         }
     )
@@ -179,7 +194,8 @@ async def provider_view(request: web.Request) -> web.Response:
     pid = request.match_info["id"]
     if pid not in state.applied.snapshot.by_id:
         return _error(404, "not_found", f"no provider {pid!r}")
-    return web.json_response(_provider_json(state, pid, await _key_usage(request)))
+    usage = await _key_usage(request)
+    return web.json_response(_provider_json(state, pid, usage, request.app.get(REFRESH)))
 
 
 async def cooldowns_view(request: web.Request) -> web.Response:
@@ -249,8 +265,12 @@ async def pricing_view(request: web.Request) -> web.Response:
     state = request.app[PROXY]
     model = request.query.get("model")
     if not model:
-        spec = state.applied.snapshot.spec.pricing
-        return web.json_response(spec.model_dump(mode="json"))
+        spec = state.applied.snapshot.spec
+        refresh = request.app.get(REFRESH)
+        body = spec.pricing.model_dump(mode="json")
+        sources = body.pop("sources")
+        body["sources"] = refresh.sources_json(spec) if refresh is not None else sources
+        return web.json_response(body)
     provider = request.query.get("provider") or None
     if provider is not None and provider not in state.applied.snapshot.by_id:
         return _error(404, "not_found", f"no provider {provider!r}")
@@ -278,9 +298,16 @@ VIEWS = (
 )
 
 
-def add_views(app: web.Application, proxy: ProxyState, store: UsageStore | None) -> None:
+def add_views(
+    app: web.Application,
+    proxy: ProxyState,
+    store: UsageStore | None,
+    refresh: RefreshFacts | None = None,
+) -> None:
     app[PROXY] = proxy
     if store is not None:
         app[STORE] = store
+    if refresh is not None:
+        app[REFRESH] = refresh
     for method, path, handler in VIEWS:
         app.router.add_route(method, path, handler)

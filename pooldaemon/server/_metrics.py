@@ -150,13 +150,26 @@ class ProviderStateCollector(Collector):
             "Seconds until the provider may be tried again",
             labels=["provider"],
         )
-        for provider in state.applied.snapshot.providers:
+        snapshot = state.applied.snapshot
+        warm: set[str] = set()
+        for provider in snapshot.providers:
             until = state.runtime.state(provider.id).until
             left = max(until - now, 0.0) if until else 0.0
             cooling.add_metric([provider.id], 1.0 if left > 0 else 0.0)
             remaining.add_metric([provider.id], left)
+            if left <= 0:
+                warm.add(provider.id)
         yield cooling
         yield remaining
+        available = GaugeMetricFamily(
+            "pooldaemon_model_providers_available",
+            "Providers of a routable model (or alias) not cooling down; 0: none can serve it",
+            labels=["model"],
+        )
+        for name in _requestable(snapshot):
+            providers = {t.provider.id for t in snapshot.resolve(name)}
+            available.add_metric([name], float(len(providers & warm)))
+        yield available
 
 
 class _JobView(Protocol):
@@ -200,6 +213,18 @@ class JobsCollector(Collector):
         yield runs
         yield last
         yield interval
+
+
+def _requestable(snapshot: Snapshot) -> list[str]:
+    """The names clients ask for: model ids and aliases (not ``provider/model``, which
+    would repeat the provider's own cooldown once per model)."""
+    names = [n for n in snapshot.index if not _is_pinned(snapshot, n)]
+    return sorted({*names, *snapshot.aliases})
+
+
+def _is_pinned(snapshot: Snapshot, name: str) -> bool:
+    head, sep, _ = name.partition("/")
+    return bool(sep) and head in snapshot.by_id
 
 
 def build_registry(

@@ -86,3 +86,26 @@ async def test_unknown_model_names_do_not_grow_the_series(gateway: GatewayFactor
         )
         == 1020
     )
+
+
+async def test_providers_available_per_model_counts_those_not_cooling(
+    gateway: GatewayFactory,
+) -> None:
+    only_a = {**_provider("a", 2), "models": [{"id": "gpt-4o"}, {"id": "solo"}]}
+    gw, registry = await _gateway(
+        gateway,
+        providers=[only_a, _provider("b", 1)],
+        cooldown={"failure_threshold": 1},
+        aliases={"fast": ["a/solo"]},
+    )
+    value = registry.get_sample_value
+    gauge = "pooldaemon_model_providers_available"
+    assert value(gauge, {"model": "gpt-4o"}) == 2
+    assert value(gauge, {"model": "solo"}) == 1
+    assert value(gauge, {"model": "fast"}) == 1
+    assert value(gauge, {"model": "a/solo"}) is None  # pinned names: the provider's own alert
+    gw.fakes["a"].faults.append(Fault(status=500))
+    await gw.openai().chat.completions.create(model="gpt-4o", messages=HI)
+    assert value(gauge, {"model": "gpt-4o"}) == 1
+    assert value(gauge, {"model": "solo"}) == 0
+    assert value(gauge, {"model": "fast"}) == 0
