@@ -14,12 +14,19 @@ from typing import Any
 
 from pooldaemon import __version__
 from pooldaemon.daemon import run_daemon
-from pooldaemon.errors import ConfigError, SettingsError, StoreError
+from pooldaemon.errors import ConfigError, SealingKeyError, SettingsError, StoreError
 from pooldaemon.logs import configure_logging
 from pooldaemon.reconcile import plan
+from pooldaemon.secrets import (
+    SECRET_COMMANDS,
+    add_secret_commands,
+    run_secret_command,
+    verify_sealed,
+)
 from pooldaemon.settings import load_settings, split_host_port
 from pooldaemon.spec import LoadedSpec, load_spec_file
 from pooldaemon.spec._schema import pool_json_schema_text
+from pooldaemon.trial._cli import LICENCE_COMMAND, add_licence_command, run_licence_command
 
 __all__ = ["main"]
 
@@ -70,12 +77,24 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.add_argument("--output", "-o", type=Path, help="write to FILE instead of stdout")
+    add_secret_commands(sub)
+    add_licence_command(sub)
     return parser
 
 
 def _print_warnings(loaded: LoadedSpec) -> None:
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
+
+
+def _sealed_problems(loaded: LoadedSpec) -> tuple[int, bool]:
+    """Check the sealed values without a private key (shape, field, context); print the
+    problems. Returns (how many sealed values, whether any is bad)."""
+    checks = verify_sealed(loaded)
+    bad = [c.issue for c in checks if c.issue is not None]
+    for issue in bad:
+        print(issue, file=sys.stderr)
+    return len(checks), bool(bad)
 
 
 def _validate(paths: Sequence[Path], quiet: bool) -> int:
@@ -89,12 +108,21 @@ def _validate(paths: Sequence[Path], quiet: bool) -> int:
             status = EXIT_INVALID
             continue
         _print_warnings(loaded)
+        sealed, bad = _sealed_problems(loaded)
+        if bad:
+            status = EXIT_INVALID
+            continue
         if not quiet:
             spec = loaded.spec
             print(
                 f"{path}: valid ({len(spec.providers)} providers, {len(spec.aliases)} aliases, "
                 f"{len(spec.clients)} clients, sha256 {loaded.sha256[:12]})"
             )
+            if sealed:
+                print(
+                    f"{path}: {sealed} sealed value(s): envelope and place checked, not "
+                    "decrypted (no private key here; `pooldaemon secrets check` opens them)"
+                )
     return status
 
 
@@ -108,6 +136,8 @@ def _plan(path: Path, as_json: bool, against: str | None) -> int:
             print(issue, file=sys.stderr)
         return EXIT_ERROR
     _print_warnings(loaded)
+    if _sealed_problems(loaded)[1]:
+        return EXIT_ERROR
     result = plan(None, loaded.spec)  # against an empty pool
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
@@ -225,7 +255,7 @@ def _run(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return EXIT_INVALID
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, SealingKeyError) as exc:
         print(f"pooldaemon: cannot start: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
@@ -241,6 +271,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(args.path, args.json, args.against)
         if args.command == "schema":
             return _schema(args.output)
+        if args.command in SECRET_COMMANDS:
+            return run_secret_command(args)
+        if args.command == LICENCE_COMMAND:
+            return run_licence_command(args)
         if args.command in ("status", "reload"):
             return _admin_command(args.command, args.admin)
         return _run(args)

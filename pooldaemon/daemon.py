@@ -1,7 +1,7 @@
 """``pooldaemon run``: the daemon's lifecycle.
 
-Start: settings -> the YAML (else the last-known-good copy, reported Degraded;
-with neither, exit with the errors) -> usage store -> snapshot -> bind ->
+Start: settings -> sealing keys -> the YAML (else the last-known-good copy,
+reported Degraded; with neither, exit with the errors) -> usage store -> snapshot -> bind ->
 triggers (file watch, SIGHUP, a periodic checksum poll). Stop (SIGTERM or
 SIGINT): stop accepting, let requests in flight (streams too) finish within
 the grace period, flush usage, close.
@@ -23,12 +23,14 @@ from pooldaemon.reconcile._plan import Plan
 from pooldaemon.reconcile._reconciler import Reconciler, build_applied, initial_spec
 from pooldaemon.reconcile._watch import poll_config, watch_config
 from pooldaemon.refresh._refresher import Refresher
+from pooldaemon.secrets import keyring_from_settings
 from pooldaemon.server import ProxyState, build_proxy_app, check_open_proxy
 from pooldaemon.server._admin import AdminState, build_admin_app, check_admin_exposure
 from pooldaemon.server._metrics import build_registry
 from pooldaemon.settings import Settings, split_host_port
 from pooldaemon.spec import PoolSpec
 from pooldaemon.systemd import Notifier, watchdog_task
+from pooldaemon.trial import Trial
 from pooldaemon.usage import UsageStore, seed_ledger
 
 __all__ = ["SHUTDOWN_GRACE", "run_daemon"]
@@ -39,7 +41,7 @@ SHUTDOWN_GRACE = 30.0
 
 async def run_daemon(settings: Settings) -> None:
     """Serve until a stop signal. Raises ConfigError (no usable config), SettingsError,
-    StoreError or OSError when it cannot start."""
+    SealingKeyError (a key file is unusable), StoreError or OSError when it cannot start."""
     notifier = Notifier.from_env()
     # Pings until the very end, the drain included (systemd would kill a silent daemon).
     watchdog = asyncio.create_task(watchdog_task(notifier))
@@ -54,9 +56,16 @@ async def run_daemon(settings: Settings) -> None:
 
 async def _run(settings: Settings, notifier: Notifier) -> None:
     state_dir = private_dir(settings.state_dir)
-    loaded, start_errors = initial_spec(settings.config, state_dir)
+    keyring = keyring_from_settings(settings)
+    for warning in keyring.warnings:
+        _log.warning("%s", warning)
+    if keyring.keys:
+        _log.info("%s", keyring.describe())
+    loaded, start_errors = initial_spec(settings.config, state_dir, keyring)
     for issue in start_errors:
         _log.error("config invalid, serving the last-known-good copy: %s", issue)
+    trial = Trial.open(settings, state_dir)
+    loaded = trial.derive(loaded)  # a verified trial licence adds its provider
     host, port = split_host_port(settings.listen)
     check_open_proxy(loaded.spec, host)
     admin_host, admin_port = split_host_port(settings.admin_listen)
@@ -66,7 +75,7 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
     try:
         refresher = Refresher(state_dir, store=store)
         discovered = refresher.discovered(loaded.spec)  # kept catalogs route without network
-        applied = build_applied(loaded, settings.config.parent, discovered)
+        applied = build_applied(loaded, settings.config.parent, discovered, keyring)
         snapshot = applied.snapshot
         state = ProxyState(
             applied,
@@ -84,8 +93,10 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             start_errors=start_errors,
             notifier=notifier,
             discovered=discovered,
+            keyring=keyring,
         )
         reconciler.discover = refresher.discovered
+        trial.bind(reconciler)
         refresher.reconciler = reconciler
         jobs = Jobs(
             refresher,
@@ -120,7 +131,7 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             )
             status = "degraded: serving last-known-good" if start_errors else "serving"
             notifier.ready(f"{status} revision {loaded.sha256[:12]} on {host}:{port}")
-            async with jobs:
+            async with jobs, trial:
                 await _serve_until_stopped(settings, reconciler)
             notifier.stopping()
             _log.info("stopping: finishing requests in flight (up to %.0fs)", SHUTDOWN_GRACE)
@@ -129,6 +140,7 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             await runner.cleanup()  # drains requests in flight
             await admin_runner.cleanup()
     finally:
+        await asyncio.to_thread(trial.flush)  # after the drain: the last answers count
         await asyncio.to_thread(store.close)
 
 

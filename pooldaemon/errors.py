@@ -8,7 +8,11 @@ catch either::
     ├── ConfigError(PoolError, ValueError)     the YAML desired state is unusable
     ├── SettingsError(PoolError, ValueError)   process settings (env, flags) are unusable
     ├── StoreError(PoolError, OSError)         the usage store (SQLite) cannot be used
+    ├── StateFileError(PoolError, OSError)     a state_dir file is damaged, tampered, undecryptable
+    ├── LicenceError(PoolError, ValueError)    a trial licence is malformed, forged or expired
     ├── BuiltinTableError(PoolError, ValueError)  the packaged model table is malformed
+    ├── SealedValueError(PoolError, ValueError)   a sealed ENC[...] value cannot be opened here
+    ├── SealingKeyError(PoolError, ValueError)    a sealing key file cannot be read or parsed
     └── RoutingError(PoolError)                no provider can take a request
         ├── UnknownModelError(RoutingError, LookupError)   nothing serves that model name
         ├── NoCandidateError(RoutingError)                 every provider was left out
@@ -28,10 +32,14 @@ __all__ = [
     "BuiltinTableError",
     "ConfigError",
     "Issue",
+    "LicenceError",
     "NoCandidateError",
     "PoolError",
     "RoutingError",
+    "SealedValueError",
+    "SealingKeyError",
     "SettingsError",
+    "StateFileError",
     "StoreError",
     "UnknownModelError",
 ]
@@ -82,6 +90,24 @@ class StoreError(PoolError, OSError):
     """The usage store cannot be opened, written or read."""
 
 
+class StateFileError(PoolError, OSError):
+    """A file the daemon keeps in ``state_dir`` cannot be used: damaged, edited by
+    hand (its HMAC fails), or encrypted under another state key. The message names
+    the file; it never quotes the file's content."""
+
+
+class LicenceError(PoolError, ValueError):
+    """A trial licence cannot be used. ``kind`` says why, as a stable word for status
+    and tests: ``malformed``, ``missing_claim``, ``bad_claim``, ``unknown_kid``,
+    ``bad_signature``, ``expired``, ``not_yet_valid``, ``conflict`` (its provider id is
+    taken), or ``key_file`` (a signing key file is unusable). The message never quotes
+    the licence, its key claim or a key file's content."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
 class RoutingError(PoolError):
     """No provider can take a request."""
 
@@ -106,3 +132,16 @@ class BudgetExceededError(RoutingError):
 
 class BuiltinTableError(PoolError, ValueError):
     """The built-in model table (``models.json``) is malformed; the message names the entry."""
+
+
+class SealedValueError(PoolError, ValueError):
+    """A sealed ``ENC[...]`` value cannot be opened where it sits.
+
+    The message says why (damaged, sealed for another place, sealed to a key
+    this process does not hold) and never contains the secret.
+    """
+
+
+class SealingKeyError(PoolError, ValueError):
+    """A sealing key file (public or private) cannot be read or parsed; the message
+    names the file, never its contents."""

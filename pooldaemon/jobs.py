@@ -120,6 +120,7 @@ class JobStatus:
         self.results[result] = self.results.get(result, 0) + 1
 
     def to_json(self) -> dict[str, object]:
+        """The job for ``/admin/v1/jobs``; times are unix seconds (null: not yet)."""
         d = self.definition
         return {
             "id": d.id,
@@ -128,19 +129,15 @@ class JobStatus:
             "target": d.target or None,
             "running": self.running,
             "runs": self.runs,
-            "next_run": _iso(self.next_run),
-            "last_started": _iso(self.last_started),
+            "next_run": self.next_run,
+            "last_started": self.last_started,
             "last_duration_seconds": self.last_duration,
             "last_result": self.last_result,
             "last_error": self.last_error,
             "last_summary": self.last_summary,
             "last_trigger": self.last_trigger,
-            "last_success": _iso(self.last_success),
+            "last_success": self.last_success,
         }
-
-
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 JobRunner = Callable[[JobDef], Awaitable[str]]

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     secret_key_files: Annotated[tuple[Path, ...], NoDecode] = ()
     """Private keys for sealed values: one path, or a JSON list of paths."""
+    trial_public_keys: Annotated[tuple[Path, ...], NoDecode] = ()
+    """Public keys whose trial licences are trusted: one path, or a JSON list of paths."""
     config_poll_interval: float = Field(default=30.0, gt=0)
     """Seconds between checksum polls of the config (a safety net beside the file watch)."""
     watch_force_polling: bool = False
@@ -83,7 +85,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("secret_key_files", mode="before")
+    @field_validator("secret_key_files", "trial_public_keys", mode="before")
     @classmethod
     def _paths(cls, value: Any) -> Any:
         if isinstance(value, str):

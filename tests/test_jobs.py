@@ -90,7 +90,11 @@ async def test_scheduled_runs_are_counted_and_failures_kept() -> None:
     assert pricing.last_error == "source https://a.example answered 500"
     assert pricing.last_success is None
     body = pricing.to_json()
-    assert body["next_run"] is not None and body["last_error"] == pricing.last_error
+    assert body["last_error"] == pricing.last_error
+    # times are unix seconds, as everywhere in the admin API
+    assert isinstance(body["next_run"], float) and body["next_run"] == pricing.next_run
+    assert isinstance(body["last_started"], float) and body["last_success"] is None
+    assert catalog.to_json()["last_success"] == catalog.last_success
 
 
 async def test_manual_trigger_runs_every_job_of_a_kind_and_waits() -> None:

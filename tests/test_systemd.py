@@ -310,7 +310,10 @@ def test_unit_runs_the_daemon_hardened() -> None:
         "DynamicUser": ["yes"],
         "StateDirectory": ["pooldaemon"],
         "ConfigurationDirectory": ["pooldaemon"],
-        "LoadCredential": ["admin-token:/etc/pooldaemon/admin.token"],
+        "LoadCredential": [
+            "admin-token:/etc/pooldaemon/admin.token",
+            "pool.key:/etc/pooldaemon/pool.key",
+        ],
         "CapabilityBoundingSet": [""],
         "AmbientCapabilities": [""],
         "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6"],

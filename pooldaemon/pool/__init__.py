@@ -27,7 +27,7 @@ from pooldaemon.pool._router import (
     SkipReason,
     route,
 )
-from pooldaemon.pool._runtime import PoolEvent, Runtime
+from pooldaemon.pool._runtime import PoolEvent, Quota, Runtime
 from pooldaemon.pool._snapshot import (
     Endpoint,
     KeyView,
@@ -63,6 +63,7 @@ __all__ = [
     "PriceQuote",
     "Pricer",
     "ProviderView",
+    "Quota",
     "RemotePrice",
     "RouteDecision",
     "RouteRequest",

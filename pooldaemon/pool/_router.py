@@ -43,6 +43,7 @@ class SkipReason(StrEnum):
     no_key = "no_key"  # every key disabled or rejected
     over_budget = "over_budget"
     cooling = "cooling"
+    quota = "quota"  # held by a quota outside the spec (trial licence expired, exhausted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +199,9 @@ def _leave_out(
     spec = provider.spec
     if not spec.enabled:
         return SkipReason.disabled, ""
+    held = runtime.held(provider.id, wall) if runtime.quotas else None
+    if held is not None:
+        return SkipReason.quota, held
     if mode != "auto" and provider.location != mode:
         return SkipReason.location, f"{provider.location} provider, mode {mode}"
     if provider.id in request.exclude:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pooldaemon.pool._budget import SpendLedger
 from pooldaemon.pool._cooldown import (
@@ -25,8 +26,9 @@ from pooldaemon.pool._cooldown import (
 )
 from pooldaemon.pool._latency import LatencyStats, observe
 from pooldaemon.pool._snapshot import KeyView, ProviderView
+from pooldaemon.pool._tokens import Usage
 
-__all__ = ["PoolEvent", "Runtime"]
+__all__ = ["PoolEvent", "Quota", "Runtime"]
 
 _AUTH_MIN = 300.0  # a rejected key is re-probed after 5 minutes at the earliest ...
 _AUTH_MAX = 86_400.0  # ... and at least once a day
@@ -46,6 +48,19 @@ class PoolEvent:
     model: str | None = None
 
 
+class Quota(Protocol):
+    """A limit on one provider kept outside the spec (a trial licence's tokens and
+    validity): asked before routing, told the tokens of every answer served."""
+
+    def blocked(self, wall: float) -> str | None:
+        """Why the provider may not serve now (None: it may)."""
+        ...
+
+    def consume(self, usage: Usage, wall: float) -> None:
+        """Count the tokens of an answer the provider served."""
+        ...
+
+
 class Runtime:
     """The mutable half of routing; the router only reads it."""
 
@@ -59,6 +74,8 @@ class Runtime:
         self.rr: dict[str, int] = {}
         self.key_cursor: dict[str, int] = {}
         self.ledger = SpendLedger()
+        # Not cleared with a provider's cooldowns (clear/forget): a quota is not a fault.
+        self.quotas: dict[str, Quota] = {}
 
     # -- reads -------------------------------------------------------------
     def state(self, provider: str) -> CooldownState:
@@ -93,6 +110,11 @@ class Runtime:
     def stats(self, provider: str) -> LatencyStats:
         return self.latency.get(provider, LatencyStats())
 
+    def held(self, provider: str, wall: float) -> str | None:
+        """Why a :class:`Quota` holds ``provider`` out of routing (None: it does not)."""
+        quota = self.quotas.get(provider)
+        return None if quota is None else quota.blocked(wall)
+
     # -- writes ------------------------------------------------------------
     def pick_key(
         self,
@@ -114,6 +136,12 @@ class Runtime:
         cursor = self.key_cursor.get(provider.id, 0)
         self.key_cursor[provider.id] = cursor + 1
         return usable[cursor % len(usable)]
+
+    def consume(self, provider: str, usage: Usage, wall: float) -> None:
+        """Tell the provider's :class:`Quota`, if it has one, what an answer used."""
+        quota = self.quotas.get(provider)
+        if quota is not None:
+            quota.consume(usage, wall)
 
     def advance(self, name: str) -> None:
         """Move the round-robin cursor of a requested name (after routing it)."""

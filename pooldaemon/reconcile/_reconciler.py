@@ -1,4 +1,5 @@
-"""The reconcile pipeline: read -> sha256 -> validate -> resolve keys -> plan -> apply.
+"""The reconcile pipeline: read -> sha256 -> validate -> open sealed values -> resolve keys
+-> plan -> apply.
 
 Applying builds a new snapshot and swaps one reference; a file that fails at
 any step changes nothing that serves. The last applied file is kept in
@@ -17,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pooldaemon._files import write_private
 from pooldaemon.errors import ConfigError, Issue
 from pooldaemon.pool import Discovered
+from pooldaemon.reconcile._lkg import LAST_KNOWN_GOOD, read_last_known_good, write_last_known_good
 from pooldaemon.reconcile._plan import Plan, plan
 from pooldaemon.reconcile._status import HistoryEntry, ReconcileStatus
+from pooldaemon.secrets import Keyring, unseal_keys
 from pooldaemon.server import Applied, ProxyState
 from pooldaemon.spec import LoadedSpec, PoolSpec, load_spec_bytes, load_spec_file
 from pooldaemon.systemd import Notifier
@@ -31,7 +33,6 @@ from pooldaemon.usage import UsageStore, seed_ledger
 __all__ = ["LAST_KNOWN_GOOD", "Outcome", "Reconciler", "build_applied", "initial_spec"]
 
 _log = logging.getLogger("pooldaemon.reconcile")
-LAST_KNOWN_GOOD = "last-known-good.yaml"
 _EXPLICIT = frozenset({"start", "sighup", "admin"})
 
 
@@ -44,12 +45,20 @@ class Outcome:
 
 
 def build_applied(
-    loaded: LoadedSpec, config_dir: Path, discovered: Discovered | None = None
+    loaded: LoadedSpec,
+    config_dir: Path,
+    discovered: Discovered | None = None,
+    keyring: Keyring | None = None,
 ) -> Applied:
     """The snapshot of a loaded spec (with what refreshes ``discovered``) and its keys
-    resolved; warnings and unusable keys are logged (they do not stop an apply)."""
+    resolved; warnings and unusable keys are logged (they do not stop an apply).
+
+    Raises ConfigError when a sealed value does not open with ``keyring`` where it
+    sits: unlike an unset variable, that is a mistake in the file itself.
+    """
+    sealed = unseal_keys(loaded, keyring or Keyring())
     snapshot = (discovered or Discovered()).snapshot(loaded.spec, revision=loaded.sha256)
-    secrets, problems = resolve_keys(snapshot, config_dir=config_dir)
+    secrets, problems = resolve_keys(snapshot, config_dir=config_dir, sealed=sealed)
     for warning in loaded.warnings:
         _log.warning("%s", warning)
     for problem in problems:
@@ -57,16 +66,26 @@ def build_applied(
     return Applied(snapshot, secrets)
 
 
-def initial_spec(config: Path, state_dir: Path) -> tuple[LoadedSpec, tuple[Issue, ...]]:
+def initial_spec(
+    config: Path, state_dir: Path, keyring: Keyring | None = None
+) -> tuple[LoadedSpec, tuple[Issue, ...]]:
     """The spec to start with: the file, else the last-known-good copy (with the file's
-    errors). Raises ConfigError when neither is usable."""
+    errors). A file with a sealed value that ``keyring`` does not open is unusable.
+    Raises ConfigError when neither is usable."""
+    keys = keyring or Keyring()
     try:
-        return load_spec_file(config), ()
+        loaded = load_spec_file(config)
+        unseal_keys(loaded, keys)
+        return loaded, ()
     except ConfigError as exc:
-        lkg = state_dir / LAST_KNOWN_GOOD
-        if not lkg.exists():
+        kept = read_last_known_good(state_dir)  # encrypted at rest
+        if kept is None:
             raise
-        loaded = load_spec_file(lkg)
+        try:
+            loaded = load_spec_bytes(kept, str(state_dir / LAST_KNOWN_GOOD))
+            unseal_keys(loaded, keys)
+        except ConfigError as lkg_exc:
+            raise ConfigError((*exc.issues, *lkg_exc.issues)) from None
         return loaded, exc.issues
 
 
@@ -84,8 +103,11 @@ class Reconciler:
         start_errors: tuple[Issue, ...] = (),
         notifier: Notifier | None = None,
         discovered: Discovered | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.config = config
+        # Sealing keys are read once per process start (as systemd hands out credentials).
+        self.keyring = keyring or Keyring()
         self.discovered = discovered or Discovered()
         self._pending = self.discovered
         # Called with the spec after every successful apply (the scheduler follows it).
@@ -93,6 +115,10 @@ class Reconciler:
         # What refreshes know, for a spec about to be applied (default: the current
         # discoveries minus removed providers).
         self.discover: Callable[[PoolSpec], Discovered] | None = None
+        # The spec to apply for a loaded file (a trial licence adds its provider).
+        self.derive: Callable[[LoadedSpec], LoadedSpec] = lambda loaded: loaded
+        # The trial licence's status (set when the daemon runs with trial support).
+        self.trial_status: Callable[[], object] = lambda: None
         self.state_dir = state_dir
         self.proxy = proxy
         self.applied = applied
@@ -129,14 +155,23 @@ class Reconciler:
                 "location": p.location,
                 "phase": str(runtime.phase(p.id, self.proxy.clock())),
                 "models": len(p.models),
+                "held": runtime.held(p.id, self.proxy.wall()),
             }
             for p in snapshot.providers
         ]
-        return {"config": str(self.config), **self.status.to_json(), "providers": providers}
+        return {
+            "config": str(self.config),
+            **self.status.to_json(),
+            "providers": providers,
+            "trial": self.trial_status(),
+        }
 
     def plan_for(self, raw: bytes, name: str = "request body") -> Plan:
-        """What applying ``raw`` would change (a dry run). Raises ConfigError."""
-        return plan(self.applied.spec, load_spec_bytes(raw, name).spec)
+        """What applying ``raw`` would change (a dry run). Raises ConfigError, also for a
+        sealed value that would not open (the reconcile would refuse the file)."""
+        loaded = load_spec_bytes(raw, name)
+        unseal_keys(loaded, self.keyring)
+        return plan(self.applied.spec, self.derive(loaded).spec)
 
     async def reconcile(self, trigger: str, *, force: bool = False) -> Outcome:
         async with self._lock:
@@ -185,7 +220,7 @@ class Reconciler:
         return Outcome("success", revision, summary)
 
     def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Applied]:
-        loaded = load_spec_bytes(raw, str(self.config))
+        loaded = self.derive(load_spec_bytes(raw, str(self.config)))
         kept = {p.id for p in loaded.spec.providers}
         gone = {p.id for p in self.applied.spec.providers} - kept
         # Kept aside until the apply: a file that fails changes nothing.
@@ -193,7 +228,7 @@ class Reconciler:
             self._pending = self.discover(loaded.spec)
         else:
             self._pending = self.discovered.without(gone)
-        return loaded, build_applied(loaded, self.config.parent, self._pending)
+        return loaded, build_applied(loaded, self.config.parent, self._pending, self.keyring)
 
     async def publish(self, update: Callable[[Discovered], Discovered], what: str) -> None:
         """Serve what a refresh learned: a new snapshot of the applied spec with
@@ -259,6 +294,6 @@ class Reconciler:
         """Keep the bytes just applied: a restart with a broken file serves them."""
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            write_private(self.state_dir / LAST_KNOWN_GOOD, raw)
+            write_last_known_good(self.state_dir, raw)
         except OSError as exc:
             _log.warning("cannot keep the last-known-good copy: %s", exc)

@@ -161,15 +161,14 @@ class Refresher:
         }
 
     def sources_json(self, spec: PoolSpec) -> list[dict[str, object]]:
-        """Each pricing source of ``spec``, with its fetch state, for ``GET pricing``."""
+        """Each pricing source of ``spec`` as the spec writes it (durations as text),
+        with its fetch state, for ``GET pricing``."""
         out: list[dict[str, object]] = []
         for source in spec.pricing.sources:
             state = self.sources.get(source.url) or SourceState.never(source.url, source.format)
             out.append(
                 {
-                    "url": source.url,
-                    "format": source.format,
-                    "refresh_seconds": source.refresh.total_seconds(),
+                    **source.model_dump(mode="json"),
                     "status": state.status,
                     "fetched_at": state.fetched_at,
                     "checked_at": state.checked_at,

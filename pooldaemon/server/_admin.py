@@ -1,7 +1,11 @@
-"""The admin listener: health probes and, under ``/admin/v1/`` (Bearer token), status
-and reload. Read-mostly: nothing here changes desired state (git does).
+"""The admin listener: health probes and, under ``/admin/v1/`` (Bearer token), status,
+reload, plan, jobs and the views of :mod:`._admin_views`. Read-mostly: nothing here
+changes desired state (git does).
 
-Without a token the admin API only binds to loopback.
+Every error answer has one JSON shape, ``{"error": {"type", "message"}}``: the handlers
+build theirs, and :func:`_errors` translates aiohttp's own (unknown path, method not
+served, body too large) at one boundary. Without a token the admin API only binds to
+loopback.
 """
 
 from __future__ import annotations
@@ -77,18 +81,71 @@ def check_admin_exposure(host: str, token: str | None) -> None:
         )
 
 
-def _error(status: int, kind: str, message: str) -> web.Response:
-    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+_WWW_AUTHENTICATE = 'Bearer realm="pooldaemon admin"'
+_READ_ONLY = "the admin API does not change desired state: edit the YAML in git"
+_WRITING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# The error type of aiohttp's own HTTP errors; any other status is a plain http_error.
+_HTTP_ERRORS = {
+    400: "invalid_request",
+    401: "authentication_error",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+def _error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(
+        {"error": {"type": kind, "message": message}}, status=status, headers=headers
+    )
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own HTTP errors (404 unknown path, 405 method not served, 413 body too
+    large) as JSON errors, so a client of the admin API parses one error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise  # a redirect, or already an answer of ours
+        return _http_error(request, exc)
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    headers = None
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        headers = {"Allow": allowed}
+        message = f"{exc.method} is not allowed on {request.path} (allowed: {allowed or 'none'})"
+        if exc.method in _WRITING:
+            message += f"; {_READ_ONLY}"
+    elif isinstance(exc, web.HTTPNotFound):
+        message = f"no admin route {request.path}"
+    elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+        message = f"the request body is larger than the limit of {request.client_max_size} bytes"
+    else:
+        message = exc.text or exc.reason
+    return _error(exc.status, _HTTP_ERRORS.get(exc.status, "http_error"), message, headers)
 
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[ADMIN_STATE]
     if request.path.startswith("/admin/") and state.token:
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {state.token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            return _error(401, "authentication_error", "missing or invalid admin token")
+        # aiohttp decodes header bytes that are not UTF-8 with surrogateescape: encode
+        # them back the same way (a strict encode raises, a 500) and they just differ.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        expected = f"Bearer {state.token}".encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, expected):
+            return _error(
+                401,
+                "authentication_error",
+                "missing or invalid admin token",
+                {"WWW-Authenticate": _WWW_AUTHENTICATE},
+            )
     return await handler(request)
 
 
@@ -125,7 +182,10 @@ async def _reload(request: web.Request) -> web.Response:
 
 
 async def _plan(request: web.Request) -> web.Response:
-    """Dry run: the plan of the YAML in the body against what is applied (secrets redacted)."""
+    """Dry run: the plan of the YAML in the body against what is applied (secrets redacted).
+
+    The app's ``client_max_size`` is the spec's own limit, so a body over it gets the
+    JSON 413 of :func:`_errors` before anything is parsed."""
     raw = await request.read()
     reconciler = request.app[ADMIN_STATE].reconciler
     try:
@@ -179,17 +239,33 @@ async def _refresh(request: web.Request) -> web.Response:
 
 
 async def _read_only(request: web.Request) -> web.Response:
+    """The writing methods of the read-only views, registered on purpose: they say why
+    (edit the YAML in git), and ``Allow`` lists what the path really serves."""
+    # The path's other methods may sit on another resource of the same path (aiohttp
+    # reuses a resource only when the routes are added one after the other).
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else request.path
+    served = {
+        route.method
+        for other in request.app.router.resources()
+        if other.canonical == canonical
+        for route in other
+        if route.handler is not _read_only
+    }
+    allowed = ", ".join(sorted(served))
     return _error(
         405,
         "method_not_allowed",
-        "the admin API does not change desired state: edit the YAML in git",
+        f"{request.method} is not allowed on {request.path}: {_READ_ONLY}",
+        {"Allow": allowed},
     )
 
 
 def build_admin_app(
     state: AdminState, proxy: ProxyState | None = None, store: UsageStore | None = None
 ) -> web.Application:
-    app = web.Application(middlewares=[_auth], client_max_size=MAX_SPEC_BYTES + 1)
+    # aiohttp refuses a body longer than client_max_size: the spec's own limit, one 413.
+    app = web.Application(middlewares=[_errors, _auth], client_max_size=MAX_SPEC_BYTES)
     app[ADMIN_STATE] = state
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -1,13 +1,14 @@
 """Read-mostly admin views of the running pool: routing, providers, cooldowns, models,
-usage and pricing. Keys appear only as their display hash (first 8 ... last 4)."""
+usage and pricing. Keys appear only as their display hash (first 8 ... last 4); times
+are unix seconds, as everywhere in the admin API."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from pooldaemon.errors import BudgetExceededError, UnknownModelError
 from pooldaemon.pool import RouteRequest, route
 from pooldaemon.server._replies import display_hash
 from pooldaemon.server._state import ProxyState
-from pooldaemon.spec import PoolSpec
+from pooldaemon.spec import PoolSpec, PricingSource
 from pooldaemon.usage import UsageStore
 
 __all__ = ["VIEWS", "add_views"]
@@ -27,7 +28,10 @@ class RefreshFacts(Protocol):
 
     def catalog_json(self, provider: str) -> dict[str, object] | None: ...
 
-    def sources_json(self, spec: PoolSpec) -> list[dict[str, object]]: ...
+    def sources_json(self, spec: PoolSpec) -> list[dict[str, object]]:
+        """Each pricing source of ``spec`` as the spec writes it, plus its fetch state
+        (the same keys as :func:`_unfetched`)."""
+        ...
 
 
 PROXY = web.AppKey("admin_proxy", ProxyState)
@@ -42,14 +46,33 @@ def _error(status: int, kind: str, message: str) -> web.Response:
     return web.json_response({"error": {"type": kind, "message": message}}, status=status)
 
 
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    """A 400 ``invalid_request`` to raise from a helper deep in a view."""
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": {"type": "invalid_request", "message": message}}),
+        content_type="application/json",
+    )
+
+
 def _choice(request: web.Request, name: str, allowed: tuple[str, ...]) -> str | None:
     value = request.query.get(name) or None
     if value is not None and value not in allowed:
-        message = f"{name} must be one of {', '.join(allowed)}"
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": {"type": "invalid_request", "message": message}}),
-            content_type="application/json",
-        )
+        raise _bad_request(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _unix_time(request: web.Request, name: str, default: float) -> float:
+    """A query parameter that is a unix time in seconds; ``float`` alone would also
+    take nan, inf and 1e400, which no SQL range can use."""
+    raw = request.query.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise _bad_request(f"{name} must be a unix time in seconds (a finite number)")
     return value
 
 
@@ -114,10 +137,6 @@ async def _key_usage(request: web.Request) -> KeyUsage:
     return {} if store is None else await asyncio.to_thread(store.key_usage)
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def _provider_json(
     state: ProxyState, pid: str, key_usage: KeyUsage, refresh: RefreshFacts | None
 ) -> dict[str, Any]:
@@ -143,7 +162,7 @@ def _provider_json(
                 "hash": display_hash(secret) if secret else None,
                 "rejected_until": rejected.until - now + time.time() if rejected else None,
                 "requests": used,
-                "last_used": _iso(last_used),
+                "last_used": last_used,
             }
         )
     spec = view.spec
@@ -165,6 +184,7 @@ def _provider_json(
             "failures": cooldown.failures,
             "transient_failures": cooldown.transient_failures,
             "last_error": cooldown.last_error or None,
+            "held": runtime.held(pid, state.wall()),  # e.g. a trial licence used up
         },
         "latency_ewma_s": stats.latency,
         "ttfb_ewma_s": stats.ttfb,
@@ -242,11 +262,10 @@ async def usage_view(request: web.Request) -> web.Response:
     store = request.app.get(STORE)
     if store is None:
         return _error(404, "not_found", "no usage store")
-    try:
-        until = float(request.query.get("until") or time.time())
-        since = float(request.query.get("since") or until - 86_400)
-    except ValueError:
-        return _error(400, "invalid_request", "since and until are unix times in seconds")
+    until = _unix_time(request, "until", time.time())
+    since = _unix_time(request, "since", until - 86_400)
+    if since > until:
+        return _error(400, "invalid_request", f"since ({since}) is after until ({until})")
     group = _choice(request, "group_by", _GROUPS) or "provider"
     rows = await asyncio.to_thread(store.summarize, since, until, group)  # type: ignore[arg-type]
     total = await asyncio.to_thread(store.total, since, until)
@@ -261,17 +280,38 @@ async def usage_view(request: web.Request) -> web.Response:
     )
 
 
+def _unfetched(source: PricingSource) -> dict[str, object]:
+    """A pricing source with the fetch state of one never fetched (no refresher)."""
+    return {
+        **source.model_dump(mode="json"),
+        "status": "never",
+        "fetched_at": None,
+        "checked_at": None,
+        "models": 0,
+        "error": None,
+    }
+
+
 async def pricing_view(request: web.Request) -> web.Response:
+    """Without ``model``: the applied ``pricing:`` section, each source with its fetch
+    state. With ``model`` (and maybe ``provider``): the price quoted and where from."""
     state = request.app[PROXY]
-    model = request.query.get("model")
-    if not model:
+    model = request.query.get("model") or None
+    provider = request.query.get("provider") or None
+    if model is None:
+        if provider is not None:
+            return _error(
+                400, "invalid_request", "provider needs model: a price is quoted for a model"
+            )
         spec = state.applied.snapshot.spec
         refresh = request.app.get(REFRESH)
         body = spec.pricing.model_dump(mode="json")
-        sources = body.pop("sources")
-        body["sources"] = refresh.sources_json(spec) if refresh is not None else sources
+        body["sources"] = (
+            refresh.sources_json(spec)
+            if refresh is not None
+            else [_unfetched(s) for s in spec.pricing.sources]
+        )
         return web.json_response(body)
-    provider = request.query.get("provider") or None
     if provider is not None and provider not in state.applied.snapshot.by_id:
         return _error(404, "not_found", f"no provider {provider!r}")
     quote = state.applied.snapshot.quote(provider, model)
@@ -280,6 +320,8 @@ async def pricing_view(request: web.Request) -> web.Response:
             "model": model,
             "provider": provider,
             "source": quote.source,
+            "via": quote.via or None,
+            "label": quote.label,
             "matched": quote.matched,
             "price": asdict(quote.price),
         }

@@ -429,6 +429,7 @@ def _record(
     cost = cost_usd(usage, quote.price) if usage.total or quote.price.per_request else 0.0
     wall = state.wall()
     runtime.ledger.add("provider", provider_id, cost, usage.total, wall)
+    runtime.consume(provider_id, usage, wall)  # e.g. a trial licence's token limit
     if ctx.client is not None:
         runtime.ledger.add("client", ctx.client.name, cost, usage.total, wall)
     if state.store is not None:

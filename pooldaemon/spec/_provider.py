@@ -94,6 +94,12 @@ class KeySpec(SpecModel):
         # The message must never include the value itself.
         if value is not None and (value != value.strip() or text_problem(value)):
             raise ValueError("the key contains whitespace or control characters")
+        if value is not None and value.startswith("ENC[") and not SEALED_VALUE.match(value):
+            # Not sent upstream as a plain key: it was meant to be sealed.
+            raise ValueError(
+                "the sealed value is damaged (truncated or edited): expected ENC[...] "
+                "of letters, digits and + / = _ : . , -"
+            )
         return value
 
     @model_validator(mode="after")

@@ -1,9 +1,11 @@
 """Resolve the API keys of a spec to their secret values, once per applied config.
 
 Keys come from ``env:``, ``file:`` (relative to the YAML file), ``credential:``
-(``$CREDENTIALS_DIRECTORY``, systemd ``LoadCredential=``) or a plain ``value:``.
-Sealed ``ENC[...]`` values need the sealing keys, which this build does not
-read yet: such a key is reported as unusable, by field, never by value.
+(``$CREDENTIALS_DIRECTORY``, systemd ``LoadCredential=``) or a ``value:``.
+Sealed ``ENC[...]`` values are opened before this step, where their place in
+the file is known (``pooldaemon.secrets.unseal_keys``, which refuses the file
+when one does not open); their secrets come in as ``sealed``. A key that cannot
+be resolved is reported by field, never by value.
 """
 
 from __future__ import annotations
@@ -42,7 +44,11 @@ def _read(path: Path) -> str:
 
 
 def _resolve_one(
-    spec: KeySpec, config_dir: Path, env: Mapping[str, str], credentials_dir: Path | None
+    spec: KeySpec,
+    config_dir: Path,
+    env: Mapping[str, str],
+    credentials_dir: Path | None,
+    sealed: str | None,
 ) -> tuple[str, str]:
     """(value, where it came from); raises OSError or ValueError."""
     if spec.env is not None:
@@ -55,7 +61,9 @@ def _resolve_one(
             raise ValueError("$CREDENTIALS_DIRECTORY is not set (systemd LoadCredential=)")
         return _read(credentials_dir / spec.credential), f"credential {spec.credential}"
     if spec.is_sealed:
-        raise ValueError("sealed values cannot be decrypted by this build yet")
+        if sealed is None:
+            raise ValueError("the sealed value was not opened (no sealing keys given)")
+        return sealed, "sealed value"
     return (spec.value or "").strip(), "value"
 
 
@@ -65,8 +73,13 @@ def resolve_keys(
     config_dir: Path,
     env: Mapping[str, str] | None = None,
     credentials_dir: Path | None = None,
+    sealed: Mapping[tuple[str, int], str] | None = None,
 ) -> tuple[dict[str, str], list[KeyProblem]]:
-    """Secret values by key id, and the keys that could not be resolved."""
+    """Secret values by key id, and the keys that could not be resolved.
+
+    ``sealed`` holds the opened sealed values by (provider id, key index).
+    """
+    sealed = {} if sealed is None else sealed
     env = os.environ if env is None else env
     if credentials_dir is None and env.get("CREDENTIALS_DIRECTORY"):
         credentials_dir = Path(env["CREDENTIALS_DIRECTORY"])
@@ -77,7 +90,9 @@ def resolve_keys(
             if not key.enabled:
                 continue
             try:
-                value, where = _resolve_one(key.spec, config_dir, env, credentials_dir)
+                value, where = _resolve_one(
+                    key.spec, config_dir, env, credentials_dir, sealed.get((provider.id, key.index))
+                )
             except (OSError, ValueError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 message = f"cannot read the key: {reason}"

@@ -1,5 +1,6 @@
 """The admin API's OpenAPI document (``schemas/admin-openapi.yaml``) for tests: load it,
-list its operations, and validate an answer against the schema documented for it.
+list its operations, and validate an answer (body and documented headers) against what
+is documented for it, or any value against one of its component schemas.
 
 Schemas are validated with JSON Schema 2020-12 (the OpenAPI 3.1 dialect); ``$ref`` s to
 ``#/components/...`` resolve inside the document.
@@ -8,7 +9,7 @@ Schemas are validated with JSON Schema 2020-12 (the OpenAPI 3.1 dialect); ``$ref
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "pointer",
     "resolve",
     "validate_response",
+    "validate_schema",
 ]
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "schemas" / "admin-openapi.yaml"
@@ -119,6 +121,41 @@ def _registry(doc: dict[str, Any]) -> Registry[Any]:
     return entry[1]
 
 
+def _problems(doc: dict[str, Any], at: str, value: Any) -> list[str]:
+    """What is wrong with ``value`` against the schema at JSON pointer ``at``."""
+    validator = Draft202012Validator({"$ref": f"{_BASE_URI}#{at}"}, registry=_registry(doc))
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    return [
+        f"  at {'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors
+    ]
+
+
+def validate_schema(doc: dict[str, Any], name: str, value: Any) -> None:
+    """Assert that ``value`` matches ``#/components/schemas/<name>``."""
+    if name not in doc["components"]["schemas"]:
+        raise AssertionError(f"no schema {name!r} in the document")
+    problems = _problems(doc, pointer("components", "schemas", name), value)
+    if problems:
+        raise AssertionError(f"{name}: the value does not match:\n" + "\n".join(problems))
+
+
+def _check_headers(
+    doc: dict[str, Any], response: dict[str, Any], at: str, given: Mapping[str, str], where: str
+) -> None:
+    """Each documented header: present when required, and matching its schema."""
+    lowered = {name.lower(): value for name, value in given.items()}
+    for name, raw in response.get("headers", {}).items():
+        header, header_at = deref(doc, raw, f"{at}{pointer('headers', name)}")
+        value = lowered.get(name.lower())
+        if value is None:
+            if header.get("required"):
+                raise AssertionError(f"{where}: the documented header {name} is missing")
+            continue
+        problems = _problems(doc, f"{header_at}/schema", value)
+        if problems:
+            raise AssertionError(f"{where}: header {name}: {value!r}:\n" + "\n".join(problems))
+
+
 def validate_response(
     doc: dict[str, Any],
     method: str,
@@ -127,13 +164,17 @@ def validate_response(
     body: Any,
     *,
     content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> None:
     """Assert that ``body`` (parsed JSON, or text for a text media type) is what the
     document says ``METHOD path_template`` answers with ``status`` and ``content_type``
-    (parameters such as ``charset`` are ignored). Raises AssertionError saying what differs.
+    (parameters such as ``charset`` are ignored), and, when ``headers`` are given, that
+    they have the documented headers. Raises AssertionError saying what differs.
     """
     response, at = _response(doc, method, path_template, status)
     where = f"{method} {path_template} -> {status}"
+    if headers is not None:
+        _check_headers(doc, response, at, headers, where)
     content = response.get("content")
     if not content:
         assert body in (None, "", b""), f"{where}: documented without a body, got {body!r}"
@@ -143,12 +184,8 @@ def validate_response(
         raise AssertionError(f"{where}: content type {media} is not documented ({sorted(content)})")
     if "schema" not in content[media]:
         return
-    ref = f"{_BASE_URI}#{at}{pointer('content', media, 'schema')}"
-    validator = Draft202012Validator({"$ref": ref}, registry=_registry(doc))
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [
-            f"  at {'/'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}"
-            for e in errors
-        ]
-        raise AssertionError(f"{where}: the body does not match its schema:\n" + "\n".join(lines))
+    problems = _problems(doc, f"{at}{pointer('content', media, 'schema')}", body)
+    if problems:
+        raise AssertionError(
+            f"{where}: the body does not match its schema:\n" + "\n".join(problems)
+        )

@@ -1,25 +1,29 @@
 """``schemas/admin-openapi.yaml`` against the admin app: the document is well formed
 OpenAPI 3.1, it lists exactly the app's routes, and a running admin app answers every
-documented route (and error) as its schema says."""
+documented route (and error) as its schema says, headers included."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from multidict import CIMultiDictProxy
 
 import pooldaemon
+from pooldaemon.jobs import Jobs
 from pooldaemon.pool import Failure, FailureClass, Snapshot
 from pooldaemon.reconcile._reconciler import Reconciler
 from pooldaemon.refresh import StoredCatalog, StoredEndpoint
@@ -33,19 +37,18 @@ from pooldaemon.spec._loader import MAX_SPEC_BYTES
 from pooldaemon.usage import UsageStore
 from tests.server.conftest import CLIENT_KEY, CLIENT_SHA, Gateway, GatewayFactory
 from tests.server.fakes import serve
-from tests.server.openapi import HTTP_METHODS, deref, load_document, operations, validate_response
+from tests.server.openapi import (
+    HTTP_METHODS,
+    deref,
+    load_document,
+    operations,
+    validate_response,
+    validate_schema,
+)
 
 TOKEN = "admin-openapi-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-# Routes the app has that the document does not list yet (the lead documents them).
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("GET", "/admin/v1/jobs"),
-        ("POST", "/admin/v1/refresh/{kind}"),
-        *((m, "/admin/v1/jobs") for m in ("POST", "PUT", "PATCH", "DELETE")),
-    }
-)
+LITELLM_SAMPLE = Path(__file__).parents[1] / "refresh" / "fixtures" / "litellm_sample.json"
 
 # -- 1. the document ---------------------------------------------------------------------
 
@@ -58,6 +61,8 @@ _OPERATION = {"tags", "summary", "description", "externalDocs", "operationId", "
 _COMPONENTS = {"schemas", "responses", "parameters", "examples", "requestBodies", "headers",
                "securitySchemes", "links", "callbacks", "pathItems"}  # fmt: skip
 _RESPONSE = {"description", "headers", "content", "links"}
+_HEADER = {"description", "required", "deprecated", "schema", "example", "examples", "style",
+           "explode", "content"}  # fmt: skip
 _PARAMETER = {"name", "in", "description", "required", "deprecated", "allowEmptyValue", "style",
               "explode", "allowReserved", "schema", "example", "examples", "content"}  # fmt: skip
 _MEDIA = {"schema", "example", "examples", "encoding"}
@@ -138,6 +143,20 @@ def _content_problems(content: Any, where: str) -> list[str]:
     return problems
 
 
+def _header_problems(doc: dict[str, Any], headers: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    for name, raw in headers.items():
+        header, _ = deref(doc, raw)
+        problems += _fields(header, _HEADER, f"{where} header {name}")
+        if name.lower() == "content-type":
+            problems.append(f"{where}: a Content-Type header is ignored by OpenAPI")
+        if "schema" not in header:
+            problems.append(f"{where} header {name}: no schema")
+        else:
+            problems += _schema_problems(header["schema"], f"{where} header {name}")
+    return problems
+
+
 def _operation_problems(
     doc: dict[str, Any], method: str, path: str, op: dict[str, Any], item: dict[str, Any]
 ) -> list[str]:
@@ -163,6 +182,7 @@ def _operation_problems(
         problems += _fields(response, _RESPONSE, f"{where} {status}")
         if not isinstance(response.get("description"), str):
             problems.append(f"{where} {status}: a response needs a description")
+        problems += _header_problems(doc, response.get("headers", {}), f"{where} {status}")
         problems += _content_problems(response.get("content", {}), f"{where} {status}")
     return problems
 
@@ -233,10 +253,9 @@ def test_every_app_route_is_documented_and_every_documented_route_exists(tmp_pat
     finally:
         store.close()
     documented = {(method, path) for method, path, _ in operations(load_document())}
-    undocumented = routes - documented - PENDING
+    undocumented = routes - documented
     assert not undocumented, f"routes of the admin app missing from the document: {undocumented}"
     assert not documented - routes, f"documented but not in the app: {documented - routes}"
-    assert not (PENDING - routes), f"PENDING routes the app no longer has: {PENDING - routes}"
 
 
 # -- 3. a running admin app answers as documented -------------------------------------------
@@ -263,17 +282,14 @@ SECTIONS: dict[str, Any] = {
         {"name": "capped", "key_sha256": hashlib.sha256(b"capped").hexdigest(),
          "budget": {"usd_per_day": 1.0}},
     ],
-    "pricing": {
-        "models": [{"match": "m", "input": 1, "output": 2, "cache_read": 0.5}],
-        "sources": [{"url": "https://prices.example/litellm.json", "format": "litellm"}],
-    },
+    "pricing": {"models": [{"match": "m", "input": 1, "output": 2, "cache_read": 0.5}]},
 }  # fmt: skip
 
 
 @dataclass
 class AdminEnv:
     gw: Gateway
-    urls: dict[str, str]  # "main": token, registry, store, ready; "bare": none of those
+    urls: dict[str, str]  # "main": token, registry, store, ready, jobs; "bare": none of those
     config: Path
     spec: dict[str, Any]  # the applied spec, as written to ``config``
 
@@ -288,21 +304,52 @@ def _provider(spec: dict[str, Any], pid: str) -> dict[str, Any]:
     return next(p for p in spec["providers"] if p["id"] == pid)
 
 
+def _pricing_source_app() -> web.Application:
+    """A remote pricing source: the LiteLLM sample, with an ETag."""
+    sample = LITELLM_SAMPLE.read_bytes()
+
+    async def prices(request: web.Request) -> web.Response:
+        if request.headers.get("If-None-Match") == '"v1"':
+            return web.Response(status=304, headers={"ETag": '"v1"'})
+        return web.Response(body=sample, content_type="application/json", headers={"ETag": '"v1"'})
+
+    app = web.Application()
+    app.router.add_get("/litellm.json", prices)
+    return app
+
+
 @pytest.fixture
-async def admin(gateway: GatewayFactory, tmp_path: Path) -> AdminEnv:
-    """A proxy with traffic, a cooling provider and a rejected key, behind two admin apps."""
+async def admin(gateway: GatewayFactory, tmp_path: Path) -> AsyncIterator[AdminEnv]:
+    """A proxy with traffic, a cooling provider and a rejected key, behind two admin apps:
+    "main" with everything the daemon has (scheduler included), "bare" with nothing."""
     for name, secret in SECRETS.items():
         (tmp_path / name).write_text(secret)
-    gw = await gateway(providers=PROVIDERS, **SECTIONS)
+    async with AsyncExitStack() as stack:
+        prices = await stack.enter_async_context(serve(_pricing_source_app()))
+        source = {"url": f"{prices}/litellm.json", "format": "litellm"}
+        sections = {**SECTIONS, "pricing": {**SECTIONS["pricing"], "sources": [source]}}
+        gw = await gateway(providers=PROVIDERS, **sections)
+        yield await _admin_env(gw, tmp_path)
+
+
+async def _admin_env(gw: Gateway, tmp_path: Path) -> AdminEnv:
     state = gw.state
     spec = state.applied.snapshot.spec.model_dump(mode="json", exclude_unset=True)
     config = tmp_path / "pool.yaml"
     config.write_text(json.dumps(spec, indent=1))
-    reconciler = Reconciler(config, tmp_path / "state", state, load_spec_file(config))
-    registry = build_registry(reconciler.status, state)
+    loaded = load_spec_file(config)
+    reconciler = Reconciler(config, tmp_path / "state", state, loaded)
     refresher = _refresher(tmp_path / "refresh", gw)
+    reconciler.discover = refresher.discovered
+    refresher.reconciler = reconciler
+    jobs = Jobs(refresher, startup_delay=3600)  # they run only when asked
+    jobs.sync(loaded.spec)
+    await gw.stack.enter_async_context(jobs)
+    registry = build_registry(reconciler.status, state, jobs)
     main = build_admin_app(
-        AdminState(reconciler, TOKEN, registry, ready=True, refresher=refresher), state, gw.store
+        AdminState(reconciler, TOKEN, registry, ready=True, jobs=jobs, refresher=refresher),
+        state,
+        gw.store,
     )
     bare = build_admin_app(AdminState(reconciler, TOKEN), state, None)
     urls = {
@@ -335,7 +382,7 @@ def _refresher(state_dir: Path, gw: Gateway) -> Refresher:
     url = gw.fakes["d"].url + "/v1"
     refresher.catalogs["open"] = StoredCatalog((), now, url, frozenset({"w-gone"}), "timed out")
     refresher.endpoints["open"] = StoredEndpoint(url, "openai", url, now, "detected")
-    source = SECTIONS["pricing"]["sources"][0]["url"]
+    source = gw.state.applied.snapshot.spec.pricing.sources[0].url
     refresher.sources[source] = SourceState(
         source, "litellm", fetched_at=now - 60, checked_at=now, status="not_modified"
     )
@@ -392,6 +439,10 @@ SHOWS: dict[tuple[str, str], Callable[[Any], object]] = {
     ("GET", "/admin/v1/pricing"): lambda b: b["sources"][0]["status"] == "not_modified",
     ("GET", "/admin/v1/route"): lambda b: b["candidates"] and b["skipped"],
     ("GET", "/admin/v1/status"): lambda b: b["providers"],
+    ("GET", "/admin/v1/jobs"): lambda b: (
+        {j["kind"] for j in b["jobs"]} == {"catalog", "pricing", "retention"}
+    ),
+    ("POST", "/admin/v1/refresh/{kind}"): lambda b: b["jobs"][0]["last_trigger"] == "manual",
     ("POST", "/admin/v1/plan"): lambda b: not b["empty"] and b["plan"]["providers"]["changed"],
     ("GET", "/metrics"): lambda b: "pooldaemon_requests_total" in b,
 }
@@ -467,22 +518,41 @@ CASES: list[Case] = [
         for g in ("model", "client", "day")
     ),
     Case("GET", "/admin/v1/usage", 200, query={"since": "0", "until": "1"}),
+    Case("GET", "/admin/v1/usage", 200, query={"since": "5", "until": "5"}),
+    Case("GET", "/admin/v1/usage", 200, query={"since": "1e9"}),
     Case("GET", "/admin/v1/usage", 400, query={"since": "yesterday"}),
     Case("GET", "/admin/v1/usage", 400, query={"group_by": "week"}),
+    *(
+        Case("GET", "/admin/v1/usage", 400, query={name: value})
+        for name in ("since", "until")
+        for value in ("nan", "inf", "-Infinity", "1e400")
+    ),
+    Case("GET", "/admin/v1/usage", 400, query={"since": "2", "until": "1"}),
+    Case("GET", "/admin/v1/usage", 400, query={"since": "9e99"}),  # after now
     Case("GET", "/admin/v1/pricing", 200, query={"model": "m", "provider": "fine"}),
     Case("GET", "/admin/v1/pricing", 200, query={"model": "unpriced-model-x"}),
     Case("GET", "/admin/v1/pricing", 200, query={"model": "m", "provider": "home"}),
     Case("GET", "/admin/v1/pricing", 404, query={"model": "m", "provider": "nope"}),
+    Case("GET", "/admin/v1/pricing", 400, query={"provider": "fine"}),
+    Case("GET", "/admin/v1/pricing", 400, query={"provider": "fine"}, app="bare"),
+    Case("GET", "/admin/v1/jobs", 503, app="bare"),
+    Case("POST", "/admin/v1/refresh/{kind}", 503, {"kind": "catalog"}, app="bare"),
+    Case("POST", "/admin/v1/refresh/{kind}", 503, {"kind": "pricing"}, app="bare"),
+    Case("POST", "/admin/v1/refresh/{kind}", 404, {"kind": "retention"}),
+    Case("POST", "/admin/v1/refresh/{kind}", 404, {"kind": "everything"}, app="bare"),
     Case("POST", "/admin/v1/plan", 200, body=_same_yaml),
     Case("POST", "/admin/v1/plan", 422, body=b"version: 2\n"),
     Case("POST", "/admin/v1/plan", 422, body=b""),
     Case("POST", "/admin/v1/plan", 422, body=b"\xff\xfe not utf-8"),
-    Case("POST", "/admin/v1/plan", 422, body=b"#" * (MAX_SPEC_BYTES + 1)),
-    Case("POST", "/admin/v1/plan", 413, body=b"#" * (MAX_SPEC_BYTES + 2)),
+    Case("POST", "/admin/v1/plan", 422, body=b"#" * MAX_SPEC_BYTES),  # the limit: parsed
+    Case("POST", "/admin/v1/plan", 413, body=b"#" * (MAX_SPEC_BYTES + 1)),
+    Case("POST", "/admin/v1/plan", 413, body=b"#" * (2 * MAX_SPEC_BYTES)),
 ]
 
 
-async def _call(env: AdminEnv, case: Case, doc: dict[str, Any]) -> tuple[int, str, Any]:
+async def _call(
+    env: AdminEnv, case: Case, doc: dict[str, Any]
+) -> tuple[int, CIMultiDictProxy[str], Any]:
     url = env.urls[case.app] + re.sub(r"\{(\w+)\}", lambda m: case.values[m[1]], case.path)
     op = doc["paths"][case.path][case.method.lower()]
     headers = case.headers
@@ -496,7 +566,7 @@ async def _call(env: AdminEnv, case: Case, doc: dict[str, Any]) -> tuple[int, st
     ):
         media = _media(resp.headers)
         payload = await resp.json() if media == "application/json" else await resp.text()
-        return resp.status, resp.headers.get("Content-Type", ""), payload
+        return resp.status, resp.headers, payload
 
 
 def _media(headers: CIMultiDictProxy[str]) -> str:
@@ -504,10 +574,13 @@ def _media(headers: CIMultiDictProxy[str]) -> str:
 
 
 async def _check(env: AdminEnv, case: Case, doc: dict[str, Any]) -> Any:
-    status, content_type, body = await _call(env, case, doc)
+    status, headers, body = await _call(env, case, doc)
     where = f"{case.method} {case.path} {case.values or ''}{case.query or ''} on {case.app}"
     assert status == case.status, f"{where}: {status}, not {case.status}: {str(body)[:300]}"
-    validate_response(doc, case.method, case.path, status, body, content_type=content_type)
+    content_type = headers.get("Content-Type", "")
+    validate_response(
+        doc, case.method, case.path, status, body, content_type=content_type, headers=headers
+    )
     return body
 
 
@@ -584,3 +657,124 @@ def test_every_documented_response_is_exercised() -> None:
     asked = {c.key for c in [*_default_cases(doc), *CASES]}
     asked |= {(m, p, "401") for m, p, op in operations(doc) if _protected(doc, op)}
     assert not documented - asked, f"documented but never asked for: {sorted(documented - asked)}"
+
+
+# -- 4. what aiohttp itself answers, and the details of errors -------------------------------
+
+
+async def _request(
+    url: str, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, CIMultiDictProxy[str], Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, url + path, headers=AUTH if headers is None else headers) as resp,
+    ):
+        return resp.status, resp.headers, await resp.json()
+
+
+def _error_of(doc: dict[str, Any], body: Any, kind: str) -> str:
+    validate_schema(doc, "Error", body)
+    assert body["error"]["type"] == kind, body
+    message: str = body["error"]["message"]
+    return message
+
+
+# (method, path, Allow, writing): methods a route does not serve, registered or not.
+NOT_SERVED = [
+    ("PUT", "/admin/v1/reload", "POST", True),
+    ("DELETE", "/admin/v1/cooldowns", "GET", True),
+    ("POST", "/admin/v1/route", "GET", True),
+    ("GET", "/admin/v1/plan", "POST", False),
+    ("GET", "/admin/v1/refresh/catalog", "POST", False),
+    ("GET", "/admin/v1/cooldowns/home", "DELETE", False),
+    ("PATCH", "/healthz", "GET, HEAD", True),
+    # registered on purpose (_read_only): the Allow header comes from the router
+    ("POST", "/admin/v1/status", "GET, HEAD", True),
+    ("PUT", "/admin/v1/jobs", "GET, HEAD", True),
+    ("DELETE", "/admin/v1/providers/fine", "GET", True),
+    ("PATCH", "/admin/v1/pricing", "GET", True),
+]
+
+
+async def test_methods_not_served_answer_json_405_with_allow(admin: AdminEnv) -> None:
+    doc = load_document()
+    for method, path, allow, writing in NOT_SERVED:
+        status, headers, body = await _request(admin.urls["main"], method, path)
+        assert (status, headers.get("Allow")) == (405, allow), (method, path, status, body)
+        message = _error_of(doc, body, "method_not_allowed")
+        assert ("does not change desired state" in message) is writing, (method, path, message)
+
+
+async def test_unknown_paths_answer_json_404_after_the_token_check(admin: AdminEnv) -> None:
+    doc = load_document()
+    for app in ("main", "bare"):
+        url = admin.urls[app]
+        status, _, body = await _request(url, "GET", "/admin/v1/nope")
+        assert status == 404 and "/admin/v1/nope" in _error_of(doc, body, "not_found")
+        status, _, body = await _request(url, "GET", "/nope", headers={})
+        assert status == 404 and _error_of(doc, body, "not_found")
+        status, headers, body = await _request(url, "GET", "/admin/v1/nope", headers={})
+        assert status == 401 and _error_of(doc, body, "authentication_error")
+        assert headers["WWW-Authenticate"] == 'Bearer realm="pooldaemon admin"'
+
+
+async def test_plan_over_the_limit_names_it(admin: AdminEnv) -> None:
+    doc = load_document()
+    case = Case("POST", "/admin/v1/plan", 413, body=b"a: 1\n" * (MAX_SPEC_BYTES // 5 + 1))
+    body = await _check(admin, case, doc)
+    assert str(MAX_SPEC_BYTES) in _error_of(doc, body, "too_large")
+
+
+async def _raw_get(url: str, path: str, authorization: bytes) -> tuple[int, bytes]:
+    """A request with an Authorization header of any bytes (clients insist on text)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"Authorization: " + authorization + b"\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_an_authorization_header_that_is_not_utf8_is_401(admin: AdminEnv) -> None:
+    for value in (b"Bearer \xff\xfe", b"Bearer " + TOKEN.encode() + b"\xe9", b"\xc3\x28"):
+        status, body = await _raw_get(admin.urls["main"], "/admin/v1/status", value)
+        assert status == 401, (value, body[:200])
+        assert json.loads(body)["error"]["type"] == "authentication_error"
+    status, _ = await _raw_get(
+        admin.urls["main"], "/admin/v1/status", AUTH["Authorization"].encode()
+    )
+    assert status == 200
+
+
+async def test_a_pricing_refresh_gives_remote_quotes_with_their_source(admin: AdminEnv) -> None:
+    doc = load_document()
+    refresh = Case("POST", "/admin/v1/refresh/{kind}", 200, {"kind": "pricing"})
+    quote = Case("GET", "/admin/v1/pricing", 200, query={"model": "gpt-4o"})
+    body = await _check(admin, quote, doc)
+    assert body["source"] != "remote" and body["via"] is None
+    assert body["label"] == body["source"]
+    body = await _check(admin, refresh, doc)
+    assert body["result"] == "success", body
+    (job,) = body["jobs"]
+    assert job["id"] == "pricing" and job["target"] == admin.spec["pricing"]["sources"][0]["url"]
+    assert isinstance(job["last_success"], float) and isinstance(job["next_run"], float)
+    body = await _check(admin, quote, doc)
+    assert (body["source"], body["via"], body["label"]) == ("remote", "litellm", "remote:litellm")
+    body = await _check(admin, Case("GET", "/admin/v1/pricing", 200), doc)
+    (source,) = body["sources"]
+    assert (source["status"], source["refresh"], source["error"]) == ("fetched", "12h", None)
+    assert source["models"] > 10 and source["fetched_at"] >= source["checked_at"] - 1
+    body = await _check(admin, refresh, doc)
+    body = await _check(admin, Case("GET", "/admin/v1/pricing", 200), doc)
+    assert body["sources"][0]["status"] == "not_modified"
+    jobs = await _check(admin, Case("GET", "/admin/v1/jobs", 200), doc)
+    pricing = next(j for j in jobs["jobs"] if j["kind"] == "pricing")
+    assert (pricing["runs"], pricing["last_trigger"]) == (2, "manual")

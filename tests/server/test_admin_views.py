@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ async def test_providers_show_state_and_only_key_hashes(
     gw.store.flush()
     status, fine = await _get(f"{url}/admin/v1/providers/fine")
     (key,) = fine["keys"]
-    assert key["requests"] == 2 and key["last_used"].startswith("20")
+    assert key["requests"] == 2 and abs(key["last_used"] - time.time()) < 60  # unix seconds
     text = str(body)
     assert all(value not in text for value in KEYS.values())
     status, one = await _get(f"{url}/admin/v1/providers/home")
@@ -151,3 +152,19 @@ async def test_models_usage_and_pricing(gateway: GatewayFactory, tmp_path: Path)
     assert body["source"] == "model_exact"  # an explicit price wins over "local is free"
     status, body = await _get(f"{url}/admin/v1/pricing")
     assert body["models"][0]["match"] == "m"
+    status, body = await _get(f"{url}/admin/v1/pricing", provider="fine")
+    assert status == 400 and "provider needs model" in body["error"]["message"]
+
+
+async def test_usage_takes_only_finite_ordered_times(
+    gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    _, url = await _admin(gateway, tmp_path)
+    for bad in ({"since": "nan"}, {"until": "inf"}, {"since": "1e400"}, {"until": "-inf"}):
+        status, body = await _get(f"{url}/admin/v1/usage", **bad)
+        assert (status, body["error"]["type"]) == (400, "invalid_request"), bad
+        assert "finite" in body["error"]["message"]
+    status, body = await _get(f"{url}/admin/v1/usage", since="20", until="10")
+    assert status == 400 and body["error"]["message"] == "since (20.0) is after until (10.0)"
+    status, body = await _get(f"{url}/admin/v1/usage", since="10", until="20")
+    assert (status, body["since"], body["until"]) == (200, 10.0, 20.0)

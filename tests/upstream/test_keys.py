@@ -54,6 +54,17 @@ def test_problems_name_the_field_never_the_value(tmp_path: Path) -> None:
         "providers.p.keys[1]: cannot read the key: No such file or directory",
         "providers.p.keys[2]: cannot read the key: $CREDENTIALS_DIRECTORY is not set "
         "(systemd LoadCredential=)",
-        "providers.p.keys[3]: cannot read the key: sealed values cannot be decrypted by this "
-        "build yet",
+        "providers.p.keys[3]: cannot read the key: the sealed value was not opened "
+        "(no sealing keys given)",
     ]
+
+
+def test_sealed_values_come_opened(tmp_path: Path) -> None:
+    # Sealed values are opened where their place in the file is known
+    # (pooldaemon.secrets.unseal_keys); resolve_keys takes the secrets by place.
+    snap = _snap({"env": "P_KEY"}, {"value": "ENC[v1:abcd:efgh]", "label": "sealed"})
+    secrets, problems = resolve_keys(
+        snap, config_dir=tmp_path, env={"P_KEY": "from-env"}, sealed={("p", 1): "from-seal"}
+    )
+    assert problems == []
+    assert [secrets[k.key_id] for k in snap.by_id["p"].keys] == ["from-env", "from-seal"]
