@@ -17,7 +17,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pooldaemon.errors import SettingsError
 
-__all__ = ["ENV_PREFIX", "Settings", "is_loopback", "load_settings", "split_host_port"]
+__all__ = [
+    "ADMIN_TOKEN_CREDENTIAL",
+    "ENV_PREFIX",
+    "Settings",
+    "is_loopback",
+    "load_settings",
+    "split_host_port",
+]
+
+ADMIN_TOKEN_CREDENTIAL = "admin-token"  # the unit's LoadCredential= name
 
 ENV_PREFIX = "POOLDAEMON_"
 
@@ -105,20 +114,25 @@ class Settings(BaseSettings):
         return self
 
     def admin_token_value(self) -> str | None:
-        """The admin token, read from ``admin_token_file`` when that is how it is given."""
+        """The admin token: ``admin_token``, else read from ``admin_token_file``, else the
+        systemd credential ``admin-token`` (``$CREDENTIALS_DIRECTORY/admin-token``)."""
         if self.admin_token is not None:
             return self.admin_token.get_secret_value() or None
-        if self.admin_token_file is None:
-            return None
+        path = self.admin_token_file
+        if path is None:
+            credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+            candidate = Path(credentials) / ADMIN_TOKEN_CREDENTIAL if credentials else None
+            if candidate is None or not candidate.is_file():
+                return None
+            path = candidate
         try:
-            token = self.admin_token_file.read_text(encoding="utf-8").strip()
+            token = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(
-                f"admin_token_file {self.admin_token_file}: cannot read it "
-                f"({exc.__class__.__name__})"
+                f"admin_token_file {path}: cannot read it ({exc.__class__.__name__})"
             ) from None
         if not token:
-            raise SettingsError(f"admin_token_file {self.admin_token_file} is empty")
+            raise SettingsError(f"admin_token_file {path} is empty")
         return token
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,16 @@ def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
 def test_split_host_port_rejects(address: str) -> None:
     with pytest.raises(ValueError):
         split_host_port(address)
+
+
+def test_admin_token_from_the_systemd_credential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith("POOLDAEMON_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert load_settings().admin_token_value() is None  # no credential of that name
+    (tmp_path / "admin-token").write_text("token-from-credential-0123\n")
+    assert load_settings().admin_token_value() == "token-from-credential-0123"
+    monkeypatch.setenv("POOLDAEMON_ADMIN_TOKEN", "explicit-token-wins-0123")
+    assert load_settings().admin_token_value() == "explicit-token-wins-0123"
