@@ -23,12 +23,12 @@ from pooldaemon.errors import ConfigError, SealedValueError, SealingKeyError
 from pooldaemon.secrets._client_key import client_entry, new_client_key
 from pooldaemon.secrets._fields import verify_sealed
 from pooldaemon.secrets._keyfile import (
-    MAX_KEY_FILE_BYTES,
     generate_private_key,
     key_id,
     parse_public_key,
     private_key_text,
     public_key_text,
+    read_key_file,
 )
 from pooldaemon.secrets._keyring import Keyring, keyring_from_settings
 from pooldaemon.secrets._reseal import reseal_bytes, write_in_place
@@ -142,14 +142,7 @@ def _keygen(out: Path, force: bool) -> int:
 
 
 def _load_public_key(path: Path) -> PublicKey:
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise SealingKeyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if len(raw) > MAX_KEY_FILE_BYTES:
-        raise SealingKeyError(f"{path}: too large to be a key file")
-    return parse_public_key(raw.decode("utf-8", "replace"), str(path))
+    return parse_public_key(read_key_file(path), str(path))
 
 
 def _seal(public_key_path: Path, context: str) -> int:
