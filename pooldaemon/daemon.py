@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -120,19 +121,24 @@ async def _run(settings: Settings, notifier: Notifier) -> None:
             await web.TCPSite(runner, host, port).start()
             await web.TCPSite(admin_runner, admin_host, admin_port).start()
             admin.ready = True
-            _log.info("admin API on http://%s:%d", admin_host, admin_port)
-            _log.info(
-                "serving proxy on http://%s:%d config=%s sha256=%s providers=%d",
-                host,
-                port,
-                loaded.file,
-                loaded.sha256[:12],
-                len(snapshot.providers),
-            )
-            status = "degraded: serving last-known-good" if start_errors else "serving"
-            notifier.ready(f"{status} revision {loaded.sha256[:12]} on {host}:{port}")
+
+            def announce() -> None:
+                # Only once the signal handlers are in place: a SIGHUP sent on
+                # READY must reload, not kill (its default action).
+                _log.info("admin API on http://%s:%d", admin_host, admin_port)
+                _log.info(
+                    "serving proxy on http://%s:%d config=%s sha256=%s providers=%d",
+                    host,
+                    port,
+                    loaded.file,
+                    loaded.sha256[:12],
+                    len(snapshot.providers),
+                )
+                status = "degraded: serving last-known-good" if start_errors else "serving"
+                notifier.ready(f"{status} revision {loaded.sha256[:12]} on {host}:{port}")
+
             async with jobs, trial:
-                await _serve_until_stopped(settings, reconciler)
+                await _serve_until_stopped(settings, reconciler, announce)
             notifier.stopping()
             _log.info("stopping: finishing requests in flight (up to %.0fs)", SHUTDOWN_GRACE)
         finally:
@@ -154,7 +160,9 @@ def _follow_spec(jobs: Jobs, spec: PoolSpec, change: Plan) -> None:
         jobs.run_soon("pricing")
 
 
-async def _serve_until_stopped(settings: Settings, reconciler: Reconciler) -> None:
+async def _serve_until_stopped(
+    settings: Settings, reconciler: Reconciler, announce: Callable[[], None]
+) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -178,6 +186,7 @@ async def _serve_until_stopped(settings: Settings, reconciler: Reconciler) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        announce()
         await stop.wait()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
