@@ -151,7 +151,7 @@ async def send_plain(
     if up.transform is not None:
         try:
             raw = up.transform(data)
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, LookupError, AttributeError) as exc:
             message = f"upstream answer cannot be translated: {exc}"
             return Failed(Failure(FailureClass.server, message[:300]))
     response = web.Response(

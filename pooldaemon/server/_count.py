@@ -73,8 +73,12 @@ async def count_tokens(request: web.Request) -> web.Response:
                     content_type="application/json",
                     headers={"x-pooldaemon-provider": provider.id, "x-request-id": rid},
                 )
+        try:
+            estimate = _estimate(ctx.body)
+        except (TypeError, ValueError, LookupError, AttributeError):
+            raise Reply(400, "malformed request: cannot count its tokens") from None
         return web.json_response(
-            {"input_tokens": _estimate(ctx.body)},
+            {"input_tokens": estimate},
             headers={"x-pooldaemon-estimate": "true", "x-request-id": rid},
         )
     except Reply as reply:

@@ -92,7 +92,9 @@ class _Context:
         if self.ir is None:
             try:
                 self.ir = self.fmt.decode_request(self.body)
-            except (TypeError, KeyError, AttributeError) as exc:
+            except TranslationError:
+                raise
+            except (TypeError, LookupError, AttributeError, ValueError) as exc:
                 raise TranslationError(f"malformed request: {exc}") from None
         if fmt.inline_images and not self.images_inlined:
             assert self.state.session is not None
@@ -179,11 +181,14 @@ def decide(ctx: _Context) -> RouteDecision:
         stream=ctx.stream,
     )
     try:
-        return route(request, snapshot, state.runtime, state.clock(), state.wall())
+        decision = route(request, snapshot, state.runtime, state.clock(), state.wall())
     except UnknownModelError as exc:
         raise Reply(404, str(exc)) from None
     except BudgetExceededError as exc:
         raise Reply(429, str(exc)) from None
+    if decision.strategy == "round_robin":
+        state.runtime.advance(ctx.model)  # the next request starts at the next provider
+    return decision
 
 
 def _no_candidate(decision: RouteDecision) -> Reply:
@@ -307,7 +312,8 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
         req = await ctx.translated(fmt)  # already prepared by _try: no I/O here
         try:
             body = fmt.encode_request(req, model, provider)
-        except TranslationError as exc:
+        except (TranslationError, TypeError, ValueError, LookupError, AttributeError) as exc:
+            # A field of the wrong type (temperature: []) is the client's mistake.
             raise Reply(400, f"request cannot be sent to {provider.id}: {exc}") from None
 
         def transform(data: dict[str, Any]) -> bytes:

@@ -33,6 +33,8 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    malformed_request,
+    malformed_response,
     tool_arguments,
 )
 from pooldaemon.upstream._sse import encode_event
@@ -111,6 +113,7 @@ def _block(block: Json) -> Any:
     raise TranslationError(f"content block type {kind!r} cannot be translated")
 
 
+@malformed_request
 def decode_request(body: Json) -> ChatRequest:
     system = body.get("system") or ""
     if isinstance(system, list):
@@ -233,6 +236,7 @@ def encode_request(req: ChatRequest, model: str, max_tokens: int) -> Json:
     return body
 
 
+@malformed_response
 def decode_response(body: Json) -> ChatResponse:
     parts: list[Text | ToolCall | Thinking] = [
         _block(block)

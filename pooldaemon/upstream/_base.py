@@ -37,7 +37,10 @@ def error_text(err: object) -> str:
 
 def has_content_part(body: Mapping[str, Any], part_type: str) -> bool:
     """Whether any message of ``body`` has a content part of ``part_type`` (e.g. an image)."""
-    for message in body.get("messages") or ():
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return False  # malformed: the format's decoder says why
+    for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list) and any(
             isinstance(p, dict) and p.get("type") == part_type for p in content

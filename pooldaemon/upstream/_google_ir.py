@@ -44,6 +44,8 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    malformed_request,
+    malformed_response,
     tool_arguments,
 )
 
@@ -218,6 +220,7 @@ def _system(value: object) -> str:
     return "\n\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
 
 
+@malformed_request
 def decode_request(body: Json) -> ChatRequest:
     """A ``generateContent`` body as IR; model and stream come from the URL (set them after)."""
     ids = _CallIds()
@@ -365,6 +368,7 @@ def _blocked(body: Json) -> bool:
     return not body.get("candidates") and bool(_dict(body.get("promptFeedback")).get("blockReason"))
 
 
+@malformed_response
 def decode_response(body: Json) -> ChatResponse:
     ids = _CallIds(_response_tag(body))
     candidate = _candidate(body)

@@ -9,11 +9,17 @@ event vocabulary (start, block start/delta/stop, end).
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pooldaemon.pool import Usage
+
+Json = dict[str, Any]
+T = TypeVar("T")
 
 __all__ = [
     "BlockStart",
@@ -35,6 +41,7 @@ __all__ = [
     "ToolCall",
     "ToolResult",
     "TranslationError",
+    "malformed_request",
     "tool_arguments",
 ]
 
@@ -106,6 +113,14 @@ class Tool:
     description: str
     parameters: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        name: object = self.name  # the decoders pass on what the client sent
+        parameters: object = self.parameters
+        if not isinstance(name, str) or not name:
+            raise TranslationError("a tool's name must be a non-empty string")
+        if not isinstance(parameters, dict):
+            raise TranslationError(f"the parameters of tool {self.name!r} must be a JSON object")
+
 
 @dataclass(slots=True)
 class ChatRequest:
@@ -121,6 +136,50 @@ class ChatRequest:
     stream: bool = False
     json_mode: bool = False
     client_wants_usage: bool = False  # OpenAI stream_options.include_usage
+
+    def __post_init__(self) -> None:
+        # Every decoder builds one: the IR is where a field of the wrong type is caught.
+        if self.max_tokens is not None and (
+            type(self.max_tokens) is not int or self.max_tokens < 1
+        ):
+            raise TranslationError("max_tokens must be a positive integer")
+        for name in ("temperature", "top_p"):
+            value = getattr(self, name)
+            if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+                raise TranslationError(f"{name} must be a number")
+        stop: object = self.stop
+        choice: object = self.tool_choice
+        system: object = self.system
+        if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
+            raise TranslationError("stop must be a string or a list of strings")
+        if choice is not None and not isinstance(choice, str):
+            raise TranslationError("tool_choice is malformed")
+        if not isinstance(system, str):
+            raise TranslationError("the system prompt must be text")
+
+
+def malformed(what: str) -> Callable[[Callable[[Json], T]], Callable[[Json], T]]:
+    """Wrap a format's decoder so any shape its code did not expect (a list where an
+    object goes...) is a :class:`TranslationError` naming ``what``: a 400 for a
+    request, a failed attempt for an upstream answer; never a 500."""
+
+    def wrap(decode: Callable[[Json], T]) -> Callable[[Json], T]:
+        @functools.wraps(decode)
+        def guarded(body: Json) -> T:
+            try:
+                return decode(body)
+            except TranslationError:
+                raise
+            except (TypeError, ValueError, LookupError, AttributeError) as exc:
+                raise TranslationError(f"malformed {what}: {exc}") from None
+
+        return guarded
+
+    return wrap
+
+
+malformed_request = malformed("request")
+malformed_response = malformed("answer")
 
 
 @dataclass(slots=True)

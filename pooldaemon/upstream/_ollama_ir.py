@@ -33,6 +33,8 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    malformed_request,
+    malformed_response,
     tool_arguments,
 )
 
@@ -124,6 +126,7 @@ def encode_request(req: ChatRequest, model: str) -> Json:
     return body
 
 
+@malformed_request
 def decode_request(body: Json) -> ChatRequest:
     system: list[str] = []
     messages: list[Message] = []
@@ -193,6 +196,7 @@ def _message_parts(message: Json, first_call: int) -> list[Text | ToolCall | Thi
     return parts
 
 
+@malformed_response
 def decode_response(body: Json) -> ChatResponse:
     parts = _message_parts(body.get("message") or {}, 0)
     has_calls = any(isinstance(p, ToolCall) for p in parts)

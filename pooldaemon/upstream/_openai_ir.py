@@ -27,6 +27,8 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    malformed_request,
+    malformed_response,
 )
 
 __all__ = [
@@ -95,6 +97,7 @@ def _tool(fn: Json) -> Tool:
     return Tool(str(fn.get("name", "")), str(fn.get("description") or ""), dict(params))
 
 
+@malformed_request
 def decode_request(body: Json) -> ChatRequest:
     """A Chat Completions request body as IR."""
     system: list[str] = []
@@ -234,6 +237,7 @@ def encode_request(req: ChatRequest, model: str) -> Json:
     return body
 
 
+@malformed_response
 def decode_response(body: Json) -> ChatResponse:
     choices = body.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}

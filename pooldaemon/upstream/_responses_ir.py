@@ -36,6 +36,8 @@ from pooldaemon.upstream._ir import (
     ToolCall,
     ToolResult,
     TranslationError,
+    malformed_request,
+    malformed_response,
 )
 
 __all__ = [
@@ -217,6 +219,7 @@ def _tool_choice(choice: object, tools: list[Tool]) -> tuple[str | None, list[To
     raise TranslationError(f"tool_choice {kind or choice!r} cannot be translated")
 
 
+@malformed_request
 def decode_request(body: Json) -> ChatRequest:
     """A Responses request body as IR."""
     _refuse_state(body)
@@ -343,6 +346,7 @@ def stop_from(response: Json, called: bool) -> StopReason:
     return "tool_calls" if called else "end"
 
 
+@malformed_response
 def decode_response(body: Json) -> ChatResponse:
     parts: list[Text | ToolCall | Thinking] = []
     for raw in body.get("output") or ():

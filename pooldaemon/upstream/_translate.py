@@ -50,7 +50,12 @@ class TranslatingWatch:
         if self._decoder.error is not None:
             return None  # nothing after an error, above all no normal end
         # An error event yields no IR events; later ones are not relayed (above).
-        return self._encode(self._decoder.feed(event))  # ValueError: a malformed stream
+        try:
+            events = self._decoder.feed(event)
+        except (TypeError, LookupError, AttributeError) as exc:
+            # JSON of the wrong shape is as malformed as bad JSON (ValueError).
+            raise ValueError(f"malformed upstream stream event: {exc}") from None
+        return self._encode(events)
 
     def failure(self, message: str) -> bytes | None:
         return self._encoder.failure(message)
@@ -58,7 +63,11 @@ class TranslatingWatch:
     def finish(self) -> bytes | None:
         if not self._end_at_eof or self._decoder.error is not None or self.done:
             return None
-        return self._encode(self._decoder.end())
+        try:
+            events = self._decoder.end()
+        except (TypeError, LookupError, AttributeError) as exc:
+            raise ValueError(f"malformed upstream stream: {exc}") from None
+        return self._encode(events)
 
     def _encode(self, events: list[Event]) -> bytes | None:
         out = b""

@@ -63,15 +63,18 @@ class _OpenAIWatch:
         if data == b"[DONE]":
             self.done = True
             return event.raw
-        # Parse only the chunks that can matter: most are plain deltas.
+        # Parse only the chunks that can matter: most are plain deltas, which get a
+        # cheap shape check instead (garbage must fail the attempt, not reach clients).
         if b'"usage"' not in data and b'"error"' not in data:
+            if data and not (data[:1] == b"{" and data.rstrip()[-1:] == b"}"):
+                raise ValueError("upstream sent a stream event that is not a JSON object")
             return event.raw
         try:
             chunk = json.loads(data)
         except ValueError:
-            return event.raw
+            raise ValueError("upstream sent a stream event that is not valid JSON") from None
         if not isinstance(chunk, dict):
-            return event.raw
+            raise ValueError("upstream sent a stream event that is not a JSON object")
         if chunk.get("error"):
             err = chunk["error"]
             self.error = error_text(err)
