@@ -86,9 +86,12 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function("usage_histogram_merge", 2, merge_packed, deterministic=True)
 
 
+# NOT INDEXED: left to itself SQLite walks usage_provider_ts (to group without a
+# sort), which reads the whole table at every flush; the rowid range is what is small.
 _KEY_USAGE = """
 INSERT INTO key_usage (provider, key_id, requests, last_ts)
-    SELECT provider, key_id, COUNT(*), MAX(ts) FROM usage WHERE id > ? AND key_id != ''
+    SELECT provider, key_id, COUNT(*), MAX(ts) FROM usage NOT INDEXED
+    WHERE id > ? AND key_id != ''
     GROUP BY provider, key_id
 ON CONFLICT (provider, key_id) DO UPDATE SET
     requests = requests + excluded.requests,

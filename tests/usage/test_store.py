@@ -216,3 +216,17 @@ def test_a_version_1_store_gets_its_key_usage_from_the_records(tmp_path: Path) -
     conn.close()
     with UsageStore(path) as store:
         assert store.key_usage() == {("openai", "k1"): (2, DAY0 + 70)}
+
+
+def test_per_key_counts_read_only_the_new_rows(tmp_path: Path) -> None:
+    """Each flush adds its batch to key_usage by rowid range, not by a table scan."""
+    from pooldaemon.usage._rollup import _KEY_USAGE
+
+    with UsageStore(tmp_path / "usage.sqlite3") as store:
+        store.add(record())
+        store.flush()
+        select = _KEY_USAGE[_KEY_USAGE.index("SELECT") : _KEY_USAGE.index("ON CONFLICT")]
+        with sqlite3.connect(tmp_path / "usage.sqlite3") as conn:
+            plan = " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {select}", (0,)))
+        conn.close()
+    assert "INTEGER PRIMARY KEY" in plan and "SCAN usage" not in plan
