@@ -80,5 +80,33 @@ bench-core: $(VENV)/.installed-run
 	$(BIN)/python bench/bench_route.py
 	$(BIN)/python bench/bench_usage.py
 
+# The load benchmark (bench/run.py): a fake upstream, a minimal aiohttp proxy as the
+# floor and pooldaemon, each its own process on 127.0.0.1, loaded by wrk; about 3
+# minutes. It prints the table with the goals and writes it to bench/results/.
+# BENCH_ARGS=--quick: under a minute; BENCH_ARGS="--memory-requests 100000": RSS at
+# 100k and 1M requests (about 12 minutes). wrk comes from Debian's package: installed
+# when missing and we are root with apt-get, else the target stops and says so.
+.PHONY: bench bench-deps
+bench: $(VENV)/.installed-run bench-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing wrk (Debian package wrk)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	else \
+		echo "make bench needs wrk: apt-get install wrk (as root)" >&2; exit 1; \
+	fi
+
+# The soak test (bench/soak.py): the daemon under mixed plain/streamed OpenAI and
+# Anthropic traffic, random upstream faults and a config rewrite every 3 s, for
+# SOAK_SECONDS (default 180); prints a summary and fails when a check fails (crash,
+# malformed answer, usage records != answers, a cooldown not recovered, RSS growth).
+.PHONY: soak
+soak: $(VENV)/.installed-run
+	SOAK_SECONDS=$(or $(SOAK_SECONDS),180) $(BIN)/python -m bench.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
