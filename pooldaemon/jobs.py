@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -94,7 +94,6 @@ class JobStatus:
     """What happened to one job; mutated only by :class:`Jobs`."""
 
     definition: JobDef
-    runs: int = 0
     running: bool = False
     last_started: float | None = None
     last_finished: float | None = None
@@ -105,7 +104,7 @@ class JobStatus:
     last_success: float | None = None
     last_trigger: str | None = None  # schedule | manual
     next_run: float | None = None
-    results: dict[str, int] | None = None  # result -> runs
+    results: dict[str, int] = field(default_factory=dict)  # result -> runs
 
     @property
     def job_id(self) -> str:
@@ -115,8 +114,11 @@ class JobStatus:
     def interval(self) -> float:
         return self.definition.interval
 
+    @property
+    def runs(self) -> int:
+        return sum(self.results.values())
+
     def count(self, result: str) -> None:
-        self.results = self.results or {}
         self.results[result] = self.results.get(result, 0) + 1
 
     def to_json(self) -> dict[str, object]:
@@ -295,7 +297,6 @@ class Jobs:
                     summary,
                 )
             status.running = False
-            status.runs += 1
             status.count(status.last_result)
             status.last_finished = self._wall()
             status.last_duration = time.perf_counter() - t0

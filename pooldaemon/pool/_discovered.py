@@ -26,9 +26,9 @@ class Discovered:
     """Model catalogs per provider (with a generation bumped at each successful fetch,
     which lifts runtime exclusions of models), detected endpoints, remote prices.
 
-    Immutable: a refresh makes a new one with :meth:`with_catalog` & co. and
-    publishes it; the reconciler builds every snapshot from the applied spec and
-    the current ``Discovered``.
+    Immutable: the refresher builds a new one from what it keeps and publishes it;
+    the reconciler builds every snapshot from the applied spec and the current
+    ``Discovered``.
     """
 
     catalogs: Mapping[str, tuple[ModelInfo, ...]] = field(default_factory=dict)
@@ -48,22 +48,6 @@ class Discovered:
             generations=self.generations,
             endpoints=self.endpoints,
         )
-
-    def with_catalog(self, provider: str, models: tuple[ModelInfo, ...]) -> Discovered:
-        catalogs = {**self.catalogs, provider: models}
-        generations = {**self.generations, provider: self.generations.get(provider, 0) + 1}
-        return replace(self, catalogs=_frozen(catalogs), generations=_frozen(generations))
-
-    def with_endpoint(self, provider: str, endpoint: Endpoint | None) -> Discovered:
-        endpoints = dict(self.endpoints)
-        if endpoint is None:
-            endpoints.pop(provider, None)
-        else:
-            endpoints[provider] = endpoint
-        return replace(self, endpoints=_frozen(endpoints))
-
-    def with_prices(self, prices: Mapping[str, RemotePrice]) -> Discovered:
-        return replace(self, remote_prices=_frozen(prices))
 
     def without(self, providers: set[str]) -> Discovered:
         """Forget what was learned about providers no longer in the spec."""

@@ -221,12 +221,12 @@ class Reconciler:
 
     def _prepare(self, raw: bytes) -> tuple[LoadedSpec, Applied]:
         loaded = self.derive(load_spec_bytes(raw, str(self.config)))
-        kept = {p.id for p in loaded.spec.providers}
-        gone = {p.id for p in self.applied.spec.providers} - kept
         # Kept aside until the apply: a file that fails changes nothing.
         if self.discover is not None:
             self._pending = self.discover(loaded.spec)
         else:
+            kept = {p.id for p in loaded.spec.providers}
+            gone = {p.id for p in self.applied.spec.providers} - kept
             self._pending = self.discovered.without(gone)
         return loaded, build_applied(loaded, self.config.parent, self._pending, self.keyring)
 

@@ -180,7 +180,7 @@ class _JobView(Protocol):
     def interval(self) -> float: ...
 
     @property
-    def results(self) -> dict[str, int] | None: ...
+    def results(self) -> dict[str, int]: ...
 
     @property
     def last_success(self) -> float | None: ...
@@ -205,7 +205,7 @@ class JobsCollector(Collector):
             "pooldaemon_job_interval_seconds", "How often the job is meant to run", labels=["job"]
         )
         for job in self._jobs:
-            results = job.results or {}
+            results = job.results
             for result in ("success", "failure"):
                 runs.add_metric([job.job_id, result], float(results.get(result, 0)))
             last.add_metric([job.job_id], job.last_success or 0.0)
