@@ -13,12 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["KEY_BYTES", "MAX_KEY_FILE_BYTES", "KeyFileFormat", "key_id_of"]
+from pooldaemon._files import write_private
+
+__all__ = ["KEY_BYTES", "MAX_KEY_FILE_BYTES", "KeyFileFormat", "key_id_of", "write_key_pair"]
 
 KEY_BYTES = 32
 MAX_KEY_FILE_BYTES = 4096
@@ -29,6 +32,18 @@ def key_id_of(raw_public: bytes) -> str:
     """How keys are named in sealed values, licences and messages: the first 16 hex
     digits of SHA-256 of the raw public key (revealing nothing)."""
     return hashlib.sha256(raw_public).hexdigest()[:16]
+
+
+def write_key_pair(
+    private_path: Path, private_text: str, public_path: Path, public_text: str
+) -> None:
+    """Write a key pair: the private file 0600, the public one 0644, each atomically
+    (their directory is created 0700 when missing). Raises OSError."""
+    for directory in {private_path.parent, public_path.parent}:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    write_private(private_path, private_text.encode())
+    write_private(public_path, public_text.encode())
+    os.chmod(public_path, 0o644)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
 from nacl.public import PublicKey
 
-from pooldaemon._files import write_private
+from pooldaemon._keyfiles import write_key_pair
 from pooldaemon.errors import ConfigError, SealedValueError, SealingKeyError
 from pooldaemon.secrets._client_key import client_entry, new_client_key
 from pooldaemon.secrets._fields import verify_sealed
@@ -125,10 +124,9 @@ def _keygen(out: Path, force: bool) -> int:
         return EXIT_FAILED
     key = generate_private_key()
     try:
-        os.makedirs(out, mode=0o700, exist_ok=True)
-        write_private(private_path, private_key_text(key).encode())
-        write_private(public_path, public_key_text(key.public_key).encode())
-        os.chmod(public_path, 0o644)
+        write_key_pair(
+            private_path, private_key_text(key), public_path, public_key_text(key.public_key)
+        )
     except OSError as exc:
         print(f"pooldaemon: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE

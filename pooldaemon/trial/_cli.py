@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from pooldaemon._files import write_private
+from pooldaemon._keyfiles import write_key_pair
 from pooldaemon.errors import LicenceError
 from pooldaemon.settings import load_settings
 from pooldaemon.trial._keys import (
@@ -111,10 +110,9 @@ def _keygen(out: Path, force: bool) -> int:
         return EXIT_REFUSED
     key = generate_private_key()
     try:
-        os.makedirs(out, mode=0o700, exist_ok=True)
-        write_private(private_path, private_key_text(key).encode())
-        write_private(public_path, public_key_text(key.public_key()).encode())
-        os.chmod(public_path, 0o644)
+        write_key_pair(
+            private_path, private_key_text(key), public_path, public_key_text(key.public_key())
+        )
     except OSError as exc:
         print(f"pooldaemon: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
