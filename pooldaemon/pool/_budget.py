@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import calendar
+import functools
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -30,8 +32,13 @@ class SpendTotals:
 
 def period_keys(wall: float) -> tuple[str, str]:
     """UTC day and month of a unix time: ('2026-11-21', '2026-11')."""
-    day = time.strftime("%Y-%m-%d", time.gmtime(wall))
-    return day, day[:7]
+    return _day_keys(math.floor(wall / 86400))
+
+
+@functools.lru_cache(maxsize=4)
+def _day_keys(day: int) -> tuple[str, str]:  # every request asks: format once a day
+    text = time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
+    return text, text[:7]
 
 
 def period_starts(wall: float) -> tuple[float, float]:

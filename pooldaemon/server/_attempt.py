@@ -9,6 +9,7 @@ event, never with a silent clean end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
@@ -75,9 +77,12 @@ def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
     """Total and connect limits; the first byte is timed by the attempt itself, so a
     long stream may pause between events (``sock_read`` would cut it)."""
     spec = provider.spec
-    return aiohttp.ClientTimeout(
-        total=spec.timeout.total_seconds(), connect=spec.connect_timeout.total_seconds()
-    )
+    return _client_timeout(spec.timeout.total_seconds(), spec.connect_timeout.total_seconds())
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total, connect=connect)  # immutable: one per value
 
 
 def _first_byte_deadline(up: Upstream) -> float:
@@ -143,7 +148,7 @@ async def send_plain(
     except (TimeoutError, aiohttp.ClientError) as exc:
         return Failed(_transport_failure(exc))
     try:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
     except ValueError:
         return Failed(Failure(FailureClass.server, "upstream answered with invalid JSON"))
     if not isinstance(data, dict):

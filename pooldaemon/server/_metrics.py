@@ -8,7 +8,7 @@ over the code. Names follow ARCHITECTURE (prefix ``pooldaemon_``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -72,30 +72,63 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 OTHER = "other"
 
 
+_M = TypeVar("_M", Counter, Histogram)
+
+
+class Labelled(Generic[_M]):
+    """A labelled metric whose children are looked up once per label values.
+
+    ``metric.labels(...)`` checks and converts its arguments and takes a lock
+    on every call: a few microseconds per request for each metric. Calling
+    this returns the same child from a dict after the first time. The label
+    values are bounded (see :class:`ProxyMetrics`), and so is the dict.
+    """
+
+    __slots__ = ("_children", "metric")
+
+    def __init__(self, metric: _M) -> None:
+        self.metric: _M = metric
+        self._children: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        try:
+            return self._children[values]
+        except KeyError:
+            child: _M = self.metric.labels(*values)
+            self._children[values] = child
+            return child
+
+
 class ProxyMetrics:
     """Event metrics of the proxy. Labels only from configured provider ids and routable
     model names (anything else is ``other``), so series stay bounded whatever clients send."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "pooldaemon_requests",
-            "Proxied requests by final provider, model and outcome",
-            ["provider", "model", "outcome"],
-            registry=registry,
+        self.requests = Labelled(
+            Counter(
+                "pooldaemon_requests",
+                "Proxied requests by final provider, model and outcome",
+                ["provider", "model", "outcome"],
+                registry=registry,
+            )
         )
-        self.duration = Histogram(
-            "pooldaemon_request_duration_seconds",
-            "Total request time, streams included",
-            ["provider", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self.duration = Labelled(
+            Histogram(
+                "pooldaemon_request_duration_seconds",
+                "Total request time, streams included",
+                ["provider", "model"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
-        self.ttfb = Histogram(
-            "pooldaemon_upstream_ttfb_seconds",
-            "Upstream time to first byte",
-            ["provider"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+        self.ttfb = Labelled(
+            Histogram(
+                "pooldaemon_upstream_ttfb_seconds",
+                "Upstream time to first byte",
+                ["provider"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            )
         )
         self.overhead = Histogram(
             "pooldaemon_overhead_seconds",
@@ -104,20 +137,32 @@ class ProxyMetrics:
             buckets=OVERHEAD_BUCKETS,
             registry=registry,
         )
-        self.tokens = Counter(
-            "pooldaemon_tokens", "Tokens by kind", ["provider", "model", "kind"], registry=registry
+        self.tokens = Labelled(
+            Counter(
+                "pooldaemon_tokens",
+                "Tokens by kind",
+                ["provider", "model", "kind"],
+                registry=registry,
+            )
         )
-        self.cost = Counter(
-            "pooldaemon_cost_usd", "Cost in USD", ["provider", "model"], registry=registry
+        self.cost = Labelled(
+            Counter("pooldaemon_cost_usd", "Cost in USD", ["provider", "model"], registry=registry)
         )
-        self.cooldowns = Counter(
-            "pooldaemon_cooldowns", "Cooldowns started", ["provider", "reason"], registry=registry
+        self.cooldowns = Labelled(
+            Counter(
+                "pooldaemon_cooldowns",
+                "Cooldowns started",
+                ["provider", "reason"],
+                registry=registry,
+            )
         )
-        self.failovers = Counter(
-            "pooldaemon_failovers",
-            "Attempts that failed and moved on",
-            ["provider", "reason"],
-            registry=registry,
+        self.failovers = Labelled(
+            Counter(
+                "pooldaemon_failovers",
+                "Attempts that failed and moved on",
+                ["provider", "reason"],
+                registry=registry,
+            )
         )
 
 

@@ -6,13 +6,13 @@ reload never changes a request half-way.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from pooldaemon.errors import BudgetExceededError, UnknownModelError
@@ -161,7 +161,7 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
     if too_large:
         raise Reply(413, f"request body is larger than {limit} bytes")
     try:
-        body = json.loads(raw)
+        body = orjson.loads(raw)
     except ValueError as exc:
         raise Reply(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -282,14 +282,14 @@ async def _try(
     if state.metrics is not None:
         _count_cooldowns(state.metrics, events)
         if result.failure.kind.fails_over:
-            state.metrics.failovers.labels(provider.id, str(result.failure.kind)).inc()
+            state.metrics.failovers(provider.id, str(result.failure.kind)).inc()
     return result
 
 
 def _count_cooldowns(metrics: ProxyMetrics, events: list[PoolEvent]) -> None:
     for event in events:
         if event.kind in ("opened", "reopened"):
-            metrics.cooldowns.labels(event.provider, str(event.reason or "unknown")).inc()
+            metrics.cooldowns(event.provider, str(event.reason or "unknown")).inc()
 
 
 def upstream_format(provider: ProviderView) -> WireFormat | None:
@@ -317,7 +317,7 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
             raise Reply(400, f"request cannot be sent to {provider.id}: {exc}") from None
 
         def transform(data: dict[str, Any]) -> bytes:
-            return json.dumps(inbound.encode_response(fmt.decode_response(data), model)).encode()
+            return orjson.dumps(inbound.encode_response(fmt.decode_response(data), model))
 
         def watch() -> StreamWatch:
             return TranslatingWatch(
@@ -332,7 +332,7 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
         provider=provider,
         url=fmt.url(provider, model, ctx.stream),
         headers=fmt.headers(provider, secret, ctx.request.headers),
-        body=json.dumps(body).encode(),
+        body=orjson.dumps(body),
         watch=watch,
         max_response_bytes=ctx.state.max_response_bytes,
         timeout=_timeout(provider),
@@ -471,7 +471,7 @@ def _observe_usage(
 ) -> None:
     snapshot = ctx.applied.snapshot
     p, m = provider_label(snapshot, provider), model_label(snapshot, model)
-    metrics.ttfb.labels(p).observe(ttfb)
+    metrics.ttfb(p).observe(ttfb)
     for kind, count in (
         ("input", usage.input),
         ("output", usage.output),
@@ -480,9 +480,9 @@ def _observe_usage(
         ("reasoning", usage.reasoning),
     ):
         if count:
-            metrics.tokens.labels(p, m, kind).inc(count)
+            metrics.tokens(p, m, kind).inc(count)
     if cost:
-        metrics.cost.labels(p, m).inc(cost)
+        metrics.cost(p, m).inc(cost)
 
 
 _OUTCOMES = {
@@ -502,18 +502,20 @@ def _observe_request(
     metrics: ProxyMetrics, ctx: _Context | None, status: int, elapsed: float
 ) -> None:
     if ctx is None:
-        metrics.requests.labels(OTHER, OTHER, _OUTCOMES.get(status, "error")).inc()
+        metrics.requests(OTHER, OTHER, _OUTCOMES.get(status, "error")).inc()
         return
     snapshot = ctx.applied.snapshot
     p, m = provider_label(snapshot, ctx.provider), model_label(snapshot, ctx.model)
     outcome = ctx.outcome or _OUTCOMES.get(status, "success" if status < 400 else "error")
-    metrics.requests.labels(p, m, outcome).inc()
-    metrics.duration.labels(p, m).observe(elapsed)
+    metrics.requests(p, m, outcome).inc()
+    metrics.duration(p, m).observe(elapsed)
     if ctx.first_send is not None:
         metrics.overhead.observe(ctx.first_send - ctx.started)
 
 
 def log_request(ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:
+    if not _log.isEnabledFor(logging.INFO):
+        return  # the arguments below cost more than the call (e.g. at log level warning)
     if ctx is None:
         _log.info("request_id=%s status=%d latency_ms=%.1f", rid, status, elapsed * 1000)
         return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import email.utils
 import math
+import os
 import re
 import time
-import uuid
 from collections.abc import Mapping
 
 from aiohttp import StreamReader, web
@@ -91,5 +91,8 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def request_id(headers: Mapping[str, str]) -> str:
-    given = headers.get("x-request-id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+    """The client's ``x-request-id`` when it is a sane token, else 64 random bits in hex."""
+    given = headers.get("x-request-id")
+    if given and _REQUEST_ID.fullmatch(given):
+        return given
+    return os.urandom(8).hex()  # uuid4 costs 3x as much and these ids need no version bits

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from pooldaemon.pool import Usage, usage_from_anthropic
 from pooldaemon.upstream._ir import (
     BlockStart,
@@ -401,4 +403,4 @@ class AnthropicEncoder:
 
     @staticmethod
     def _ev(kind: str, data: Json) -> bytes:
-        return encode_event(json.dumps({"type": kind, **data}).encode(), kind)
+        return encode_event(orjson.dumps({"type": kind, **data}), kind)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from pooldaemon.pool import Usage, usage_from_gemini
 from pooldaemon.upstream._google_ir import (
     _STOP_TO,
@@ -134,7 +136,7 @@ class GeminiEncoder:
         self, parts: list[Json], finish: str | None = None, usage: Usage | None = None
     ) -> bytes:
         body = _response_json(self.model, self.id, parts, finish, usage)
-        return encode_event(json.dumps(body).encode())
+        return encode_event(orjson.dumps(body))
 
     def _call(self, index: int) -> Json:
         call_id, name, args = self.calls.pop(index)

@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+import orjson
+
 from pooldaemon.pool import Usage, usage_from_ollama
 from pooldaemon.upstream._ir import (
     BlockStart,
@@ -301,7 +303,7 @@ class OllamaEncoder:
         self.names: dict[int, str] = {}
 
     def _line(self, data: Json) -> bytes:
-        return json.dumps({"model": self.model, "created_at": _now(), **data}).encode() + b"\n"
+        return orjson.dumps({"model": self.model, "created_at": _now(), **data}) + b"\n"
 
     def failure(self, message: str) -> bytes | None:
         return None  # the format's generic error event fits

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool import Usage, usage_from_openai
 from pooldaemon.upstream._ir import (
@@ -390,7 +391,7 @@ class OpenAIEncoder:
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
-        return b"data: " + json.dumps(data).encode() + b"\n\n"
+        return b"data: " + orjson.dumps(data) + b"\n\n"
 
     def failure(self, message: str) -> bytes | None:
         return None  # the format's generic error event fits
@@ -433,6 +434,6 @@ class OpenAIEncoder:
                     "choices": [],
                     "usage": usage_to_openai(event.usage),
                 }
-                out += b"data: " + json.dumps(usage).encode() + b"\n\n"
+                out += b"data: " + orjson.dumps(usage) + b"\n\n"
             return out + b"data: [DONE]\n\n"
         return b""

@@ -11,10 +11,11 @@ final status. A failure is ``response.failed`` (or an ``error`` event).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 from pooldaemon.pool import Usage, usage_from_responses
 from pooldaemon.upstream._ir import (
@@ -78,7 +79,7 @@ def failed_event(
         error={"code": "server_error", "message": message},
     )
     data = {"type": "response.failed", "sequence_number": sequence_number, "response": response}
-    return encode_event(json.dumps(data).encode(), "response.failed")
+    return encode_event(orjson.dumps(data), "response.failed")
 
 
 class ResponsesDecoder:
@@ -260,7 +261,7 @@ class ResponsesEncoder:
     def _ev(self, kind: str, **fields: Any) -> bytes:
         data = {"type": kind, "sequence_number": self.sequence_number, **fields}
         self.sequence_number += 1
-        return encode_event(json.dumps(data).encode(), kind)
+        return encode_event(orjson.dumps(data), kind)
 
     def _response(self, status: str, usage: Usage | None = None, stop: StopReason = "end") -> Json:
         return response_json(

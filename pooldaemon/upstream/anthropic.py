@@ -7,9 +7,10 @@ usage), ``content_block_*``, ``message_delta`` (cumulative output usage),
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_anthropic
 from pooldaemon.upstream import _anthropic_ir as _ir
@@ -58,7 +59,7 @@ class _AnthropicWatch:
             self.done = True
         elif kind in ("message_start", "message_delta", "error"):
             try:
-                data = json.loads(event.data)
+                data = orjson.loads(event.data)
             except ValueError:
                 return event.raw
             if not isinstance(data, dict):
@@ -108,7 +109,7 @@ class _AnthropicStreamDecoder:
     def feed(self, event: SseEvent) -> list[Event]:
         if event.event == "ping" or not event.data:
             return []
-        data = json.loads(event.data)  # ValueError: a malformed stream
+        data = orjson.loads(event.data)  # ValueError: a malformed stream
         if not isinstance(data, dict):
             raise ValueError("a stream event is not a JSON object")
         kind = event.event or str(data.get("type", ""))
@@ -203,7 +204,7 @@ class AnthropicFormat:
 
     def stream_error(self, message: str) -> bytes:
         payload = {"type": "error", "error": {"type": "api_error", "message": message}}
-        return encode_event(json.dumps(payload).encode(), "error")
+        return encode_event(orjson.dumps(payload), "error")
 
 
 ANTHROPIC = AnthropicFormat()

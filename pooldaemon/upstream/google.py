@@ -11,11 +11,12 @@ the stream decoder's ``end()`` at EOF. Errors are ``{"error": {"code",
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_gemini
 from pooldaemon.upstream import _google_ir as _ir
@@ -103,7 +104,7 @@ class _GeminiWatch:
         if not any(marker in data for marker in _MARKERS):
             return event.raw  # a plain delta: nothing to learn from it
         try:
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)
         except ValueError:
             return event.raw
         if not isinstance(chunk, dict):
@@ -137,7 +138,7 @@ class _GeminiStreamDecoder:
     def feed(self, event: SseEvent) -> list[Event]:
         if not event.data:
             return []
-        chunk = json.loads(event.data)  # ValueError: a malformed stream
+        chunk = orjson.loads(event.data)  # ValueError: a malformed stream
         if not isinstance(chunk, dict):
             raise ValueError("a stream chunk is not a JSON object")
         if chunk.get("error"):
@@ -234,7 +235,7 @@ class GoogleFormat:
         return {"error": {"code": status, "message": message, "status": kind}}
 
     def stream_error(self, message: str) -> bytes:
-        return encode_event(json.dumps(self.error_body(500, message)).encode())
+        return encode_event(orjson.dumps(self.error_body(500, message)))
 
 
 GOOGLE = GoogleFormat()

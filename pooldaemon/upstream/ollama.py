@@ -8,9 +8,10 @@ thinking models' ``thinking`` field. The base URL is the server root, e.g.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_ollama
 from pooldaemon.upstream import _ollama_ir as _ir
@@ -49,7 +50,7 @@ class _OllamaWatch:
         if self.error is not None:
             return None
         if b'"done":true' in event.data.replace(b" ", b"") or b'"error"' in event.data:
-            data = json.loads(event.data)
+            data = orjson.loads(event.data)
             if isinstance(data, dict) and data.get("error"):
                 self.error, self.error_relayed = _error_text(data), True
             elif isinstance(data, dict) and data.get("done"):
@@ -69,7 +70,7 @@ class _OllamaStreamDecoder:
         self.error: str | None = None
 
     def feed(self, event: SseEvent) -> list[Event]:
-        data = json.loads(event.data)  # ValueError: a malformed stream
+        data = orjson.loads(event.data)  # ValueError: a malformed stream
         if not isinstance(data, dict):
             raise ValueError("an NDJSON line is not a JSON object")
         if data.get("error"):
@@ -130,7 +131,7 @@ class OllamaFormat:
         return {"error": message}
 
     def stream_error(self, message: str) -> bytes:
-        return json.dumps({"error": message}).encode() + b"\n"
+        return orjson.dumps({"error": message}) + b"\n"
 
     def decode_request(self, body: Json) -> ChatRequest:
         return _ir.decode_request(body)

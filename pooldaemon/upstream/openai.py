@@ -8,9 +8,10 @@ which the proxy always asks for and strips when the client did not.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_openai
 from pooldaemon.upstream import _openai_ir as _ir
@@ -70,7 +71,7 @@ class _OpenAIWatch:
                 raise ValueError("upstream sent a stream event that is not a JSON object")
             return event.raw
         try:
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)
         except ValueError:
             raise ValueError("upstream sent a stream event that is not valid JSON") from None
         if not isinstance(chunk, dict):
@@ -107,7 +108,7 @@ class _OpenAIStreamDecoder:
     def feed(self, event: SseEvent) -> list[Event]:
         if event.data == b"[DONE]":
             return self._decoder.end()
-        chunk = json.loads(event.data)  # ValueError: a malformed stream
+        chunk = orjson.loads(event.data)  # ValueError: a malformed stream
         if not isinstance(chunk, dict):
             raise ValueError("a stream chunk is not a JSON object")
         if chunk.get("error"):
@@ -192,7 +193,7 @@ class OpenAIFormat:
 
     def stream_error(self, message: str) -> bytes:
         payload = {"error": {"message": message, "type": "upstream_error"}}
-        return encode_event(json.dumps(payload).encode())
+        return encode_event(orjson.dumps(payload))
 
 
 OPENAI = OpenAIFormat()

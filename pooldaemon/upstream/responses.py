@@ -9,9 +9,10 @@ the OpenAI shape ``{"error": {"message", "type", "param", "code"}}``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool import ProviderView, Usage, usage_from_responses
 from pooldaemon.upstream import _responses_ir as _ir
@@ -98,7 +99,7 @@ class _ResponsesWatch:
         if not kind and not any(marker in event.data for marker in _MARKERS):
             return event.raw
         try:
-            data = json.loads(event.data)
+            data = orjson.loads(event.data)
         except ValueError:
             return event.raw
         if not isinstance(data, dict):
@@ -132,7 +133,7 @@ class _ResponsesStreamDecoder:
     def feed(self, event: SseEvent) -> list[Event]:
         if not event.data:
             return []
-        data = json.loads(event.data)  # ValueError: a malformed stream
+        data = orjson.loads(event.data)  # ValueError: a malformed stream
         if not isinstance(data, dict):
             raise ValueError("a stream event is not a JSON object")
         kind = str(data.get("type") or event.event)

@@ -1,14 +1,33 @@
-"""Records to table rows and back."""
+"""Records to table rows and back.
+
+A flush inserts its whole batch with one statement, :data:`INSERT_SQL`, whose
+one parameter is a JSON array of rows (:func:`batch_param` over the rows of
+:func:`record_to_row`). With ``executemany`` the writer thread gave the GIL
+back and took it again for every row, and under load each of those hand-overs
+stalled the event loop: one statement keeps SQLite's work outside the GIL.
+JSON carries every value exactly: Python writes the shortest repr of a float
+and SQLite parses it back to the same double (a test checks random doubles).
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+import orjson
 
 from pooldaemon.pool._tokens import Usage
 from pooldaemon.usage._histogram import bucket
 from pooldaemon.usage._records import UsageRecord
 
-__all__ = ["INSERT_SQL", "SELECT_COLUMNS", "Row", "record_from_row", "record_to_row"]
+__all__ = [
+    "INSERT_SQL",
+    "SELECT_COLUMNS",
+    "Row",
+    "batch_param",
+    "record_from_row",
+    "record_to_row",
+]
 
 _COLUMNS = (
     "ts",
@@ -30,17 +49,26 @@ _COLUMNS = (
     "cost_usd",
     "pricing_source",
 )
-INSERT_SQL = f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_VALUES = ", ".join(f"value ->> {i}" for i in range(len(_COLUMNS)))
+INSERT_SQL = f"INSERT INTO usage ({', '.join(_COLUMNS)}) SELECT {_VALUES} FROM json_each(?)"
+"""Inserts the rows of :func:`batch_param`, in order."""
 SELECT_COLUMNS = ", ".join(("id", *_COLUMNS))
 """What :func:`record_from_row` expects, ``id`` first."""
 
 Row = tuple[Any, ...]
 
 
-def record_to_row(record: UsageRecord) -> Row:
-    """The values for :data:`INSERT_SQL`, in order."""
+def record_to_row(record: UsageRecord) -> bytes:
+    """The record as one JSON array of the column values, in order.
+
+    Raises ValueError for a time, latency or cost that is not a finite number
+    (JSON has no NaN: it would fail the whole batch at the flush instead).
+    """
+    for value in (record.ts, record.latency_ms, record.cost_usd, record.ttfb_ms or 0.0):
+        if not math.isfinite(value):
+            raise ValueError(f"usage record {record.request_id}: {value!r} is not a finite number")
     usage = record.usage
-    return (
+    row = (
         record.ts,
         record.request_id,
         record.provider,
@@ -60,6 +88,12 @@ def record_to_row(record: UsageRecord) -> Row:
         record.cost_usd,
         record.pricing_source,
     )
+    return orjson.dumps(row)
+
+
+def batch_param(rows: list[bytes]) -> str:
+    """The parameter of :data:`INSERT_SQL` for rows of :func:`record_to_row`."""
+    return (b"[" + b",".join(rows) + b"]").decode()
 
 
 def record_from_row(row: Row) -> UsageRecord:

@@ -27,7 +27,7 @@ from pooldaemon.usage._rollup import day_of, rebuild_days, register, roll_up_aft
 from pooldaemon.usage._rows import (
     INSERT_SQL,
     SELECT_COLUMNS,
-    Row,
+    batch_param,
     record_from_row,
     record_to_row,
 )
@@ -71,7 +71,7 @@ class UsageStore:
         except sqlite3.Error as exc:
             self._writer.close()
             raise StoreError(f"cannot open the usage store {self.path}: {exc}") from exc
-        self._buffer: list[Row] = []
+        self._buffer: list[bytes] = []  # rows as JSON arrays
         self._wake = threading.Condition(threading.Lock())
         self._write_lock = threading.Lock()  # one user of the writer connection at a time
         self._read_lock = threading.Lock()
@@ -108,14 +108,14 @@ class UsageStore:
         try:
             with transaction(self._writer) as conn:
                 last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()[0]
-                conn.executemany(INSERT_SQL, batch)
+                conn.execute(INSERT_SQL, (batch_param(batch),))
                 roll_up_after(conn, last_id)
         except sqlite3.Error as exc:
             self._requeue(batch)
             self._fail("write usage records to", exc)
         return len(batch)
 
-    def _requeue(self, batch: list[Row]) -> None:
+    def _requeue(self, batch: list[bytes]) -> None:
         with self._wake:
             self._buffer[:0] = batch
             excess = len(self._buffer) - self._max_buffered

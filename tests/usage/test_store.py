@@ -9,8 +9,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pooldaemon.errors import PoolError, StoreError
+from pooldaemon.pool._tokens import Usage
 from pooldaemon.usage import UsageStore
 from pooldaemon.usage._schema import SCHEMA_VERSION
 
@@ -27,6 +30,65 @@ def test_records_round_trip(store: UsageStore) -> None:
     assert store.records(DAY0, DAY0 + DAY) == [second, first]
     assert store.records(DAY0, DAY0 + DAY, limit=1) == [second]
     assert store.records(DAY0 + 2, DAY0 + 3) == [second]
+
+
+_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
+_big = st.integers(min_value=0, max_value=2**63 - 1)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.tuples(
+            st.floats(0, 2e10, allow_nan=False, allow_infinity=False),
+            st.floats(0, 1e12, allow_nan=False, allow_infinity=False),
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.none() | st.floats(0, 1e9, allow_nan=False, allow_infinity=False),
+            _text,
+            st.none() | _text,
+            _big,
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -> None:
+    """The batch goes to SQLite as JSON: doubles, text and 63-bit counts come back the same."""
+    added = [
+        record(
+            request_id=f"r{i}",
+            ts=ts,
+            latency_ms=latency,
+            cost_usd=cost,
+            ttfb_ms=ttfb,
+            model=model,
+            client=client,
+            usage=Usage(input=count, output=i),
+        )
+        for i, (ts, latency, cost, ttfb, model, client, count) in enumerate(values)
+    ]
+    for item in added:
+        store.add(item)
+    store.flush()
+    got = {r.request_id: r for r in store.records(0, float("inf"), limit=10_000)}
+    for item in added:
+        assert got[item.request_id] == item
+    store.prune(3e10)  # the next example starts empty
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"ts": float("nan")}, {"latency_ms": float("inf")}, {"cost_usd": float("nan")},
+     {"ttfb_ms": float("-inf")}],  # fmt: skip
+)
+def test_a_non_finite_number_fails_the_caller_not_the_batch(
+    store: UsageStore, change: dict[str, float]
+) -> None:
+    store.add(record(request_id="good"))
+    with pytest.raises(ValueError, match="not a finite number"):
+        store.add(record(request_id="bad", **change))
+    assert store.flush() == 1
+    assert [r.request_id for r in store.records(0, float("inf"))] == ["good"]
 
 
 def test_buffered_records_are_on_disk_after_close(db_path: Path) -> None:
