@@ -36,7 +36,9 @@ _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lo
 _big = st.integers(min_value=0, max_value=2**63 - 1)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     values=st.lists(
         st.tuples(
@@ -78,8 +80,12 @@ def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -
 
 @pytest.mark.parametrize(
     "change",
-    [{"ts": float("nan")}, {"latency_ms": float("inf")}, {"cost_usd": float("nan")},
-     {"ttfb_ms": float("-inf")}],  # fmt: skip
+    [
+        {"ts": float("nan")},
+        {"latency_ms": float("inf")},
+        {"cost_usd": float("nan")},
+        {"ttfb_ms": float("-inf")},
+    ],
 )
 def test_a_non_finite_number_fails_the_caller_not_the_batch(
     store: UsageStore, change: dict[str, float]
