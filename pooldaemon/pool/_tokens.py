@@ -71,12 +71,16 @@ def _int(data: Mapping[str, Any] | None, *path: str) -> int:
     """A non-negative int at ``path``, 0 when absent or malformed (upstreams vary)."""
     node: Any = data
     for key in path:
-        if not isinstance(node, Mapping):
+        # dict first: what JSON gives, and far cheaper to test than the Mapping ABC
+        if not isinstance(node, dict) and not isinstance(node, Mapping):
             return 0
         node = node.get(key)
-    if isinstance(node, bool) or not isinstance(node, int | float):
-        return 0
-    return max(0, int(node))
+    kind = type(node)
+    if kind is int:
+        return node if node > 0 else 0
+    if kind is float:  # NaN and infinities (and absurd sizes) count as nothing
+        return int(node) if 0.0 < node < 1e18 else 0
+    return 0  # None, bool, str, lists ...
 
 
 def usage_from_openai(usage: Mapping[str, Any] | None) -> Usage:

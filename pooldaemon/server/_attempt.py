@@ -73,6 +73,19 @@ class Failed:
     content_type: str = "application/json"
 
 
+class _EventStream(web.StreamResponse):
+    """A stream whose headers leave with its first event, in one write.
+
+    ``prepare`` would otherwise send the headers on their own: one more
+    syscall and one more wake-up of the client before the first event, on
+    the path that decides time to first token. The first event is ready
+    when ``prepare`` runs, so nothing is held back. (aiohttp's own
+    ``web.Response`` buffers its headers the same way.)
+    """
+
+    _send_headers_immediately = False
+
+
 def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
     """Total and connect limits; the first byte is timed by the attempt itself, so a
     long stream may pause between events (``sock_read`` would cut it)."""
@@ -199,7 +212,7 @@ async def send_stream(
         if isinstance(first, Failed):
             return first
         ttfb = time.perf_counter() - started
-        out = web.StreamResponse(
+        out = _EventStream(
             status=200,
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
