@@ -15,6 +15,7 @@ at midnight and rollup days never overlap nor leave a gap.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections.abc import Iterable
@@ -46,13 +47,27 @@ _SUMS = (
     "reasoning_tokens",
     "cost_usd",
 )
+# Two levels: SQLite counts each latency bucket of a group (inner query), then one
+# call to Python per group packs them (``usage_histogram``). A Python aggregate
+# stepped once per row would take the GIL for every row of a flush, and each time
+# stall the event loop that serves requests.
 _ROLL_UP = f"""
 INSERT INTO usage_daily (day, provider, model, client, {", ".join(_SUMS)},
                          first_ts, last_ts, histogram)
-SELECT {DAY_SQL}, provider, model, COALESCE(client, ''), COUNT(*), SUM(outcome = 'success'),
-       SUM(input_tokens), SUM(output_tokens), SUM(cache_read_tokens), SUM(cache_write_tokens),
-       SUM(reasoning_tokens), TOTAL(cost_usd), MIN(ts), MAX(ts), usage_histogram(latency_bucket)
-FROM usage WHERE {{where}} GROUP BY 1, 2, 3, 4
+SELECT day, provider, model, client, {", ".join(f"SUM({c})" for c in _SUMS[:-1])},
+       TOTAL(cost_usd), MIN(first_ts), MAX(last_ts),
+       usage_histogram(json_group_object(bucket, requests))
+FROM (
+    SELECT {DAY_SQL} AS day, provider, model, COALESCE(client, '') AS client,
+           latency_bucket AS bucket, COUNT(*) AS requests,
+           SUM(outcome = 'success') AS successes, SUM(input_tokens) AS input_tokens,
+           SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens,
+           SUM(cache_write_tokens) AS cache_write_tokens,
+           SUM(reasoning_tokens) AS reasoning_tokens, TOTAL(cost_usd) AS cost_usd,
+           MIN(ts) AS first_ts, MAX(ts) AS last_ts
+    FROM usage WHERE {{where}} GROUP BY 1, 2, 3, 4, 5
+)
+GROUP BY 1, 2, 3, 4
 ON CONFLICT (day, provider, model, client) DO UPDATE SET
     {", ".join(f"{c} = {c} + excluded.{c}" for c in _SUMS)},
     first_ts = MIN(first_ts, excluded.first_ts),
@@ -66,23 +81,14 @@ def day_of(ts: float) -> int:
     return int(ts / DAY_S)
 
 
-class _HistogramAggregate:
-    """``usage_histogram(latency_bucket)``: the packed histogram of a group's buckets."""
-
-    def __init__(self) -> None:
-        self._counts: dict[int, int] = {}
-
-    def step(self, index: int) -> None:
-        self._counts[index] = self._counts.get(index, 0) + 1
-
-    def finalize(self) -> bytes:
-        return to_blob(pack(self._counts))
+def _histogram_of(counts: str) -> bytes:
+    """``usage_histogram(json_group_object(bucket, count))``: the packed histogram."""
+    return to_blob(pack({int(index): int(n) for index, n in json.loads(counts).items()}))
 
 
 def register(conn: sqlite3.Connection) -> None:
     """Define the SQL functions the rollup statements use, on a writing connection."""
-    # typeshed has finalize() return int only; SQLite takes any SQL value (bytes here).
-    conn.create_aggregate("usage_histogram", 1, _HistogramAggregate)  # type: ignore[arg-type]
+    conn.create_function("usage_histogram", 1, _histogram_of, deterministic=True)
     conn.create_function("usage_histogram_merge", 2, merge_packed, deterministic=True)
 
 
