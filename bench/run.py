@@ -188,7 +188,7 @@ class Bench:
                     rate = run.rps
                     rates.append(rate)
                     print(f"bench: {self.served:,} requests, {rate:.0f}/s", flush=True)
-            time.sleep(1)  # the usage store's write-behind flushes every 0.5 s
+            time.sleep(1)  # the usage store writes behind (within 20 ms); let it settle
             marks.append((self.served, rss_mib(pid)))
         first, last = (rates[0], rates[-1]) if rates else (0.0, 0.0)
         self.results.memory = Memory(idle, *marks[0], *marks[1], first, last)

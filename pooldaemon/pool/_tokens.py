@@ -67,6 +67,12 @@ class Usage:
         )
 
 
+MAX_TOKENS = 10**12
+"""The most tokens one count of one answer may claim; more is clamped. An upstream
+that reports 2**63 would otherwise overflow SQLite's sums and fail every later
+write of the usage store."""
+
+
 def _int(data: Mapping[str, Any] | None, *path: str) -> int:
     """A non-negative int at ``path``, 0 when absent or malformed (upstreams vary)."""
     node: Any = data
@@ -77,9 +83,9 @@ def _int(data: Mapping[str, Any] | None, *path: str) -> int:
         node = node.get(key)
     kind = type(node)
     if kind is int:
-        return node if node > 0 else 0
-    if kind is float:  # NaN and infinities (and absurd sizes) count as nothing
-        return int(node) if 0.0 < node < 1e18 else 0
+        return node if 0 < node <= MAX_TOKENS else (MAX_TOKENS if node > 0 else 0)
+    if kind is float:  # NaN and infinities count as nothing
+        return int(min(node, MAX_TOKENS)) if node > 0.0 else 0
     return 0  # None, bool, str, lists ...
 
 

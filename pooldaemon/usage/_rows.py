@@ -56,25 +56,32 @@ SELECT_COLUMNS = ", ".join(("id", *_COLUMNS))
 """What :func:`record_from_row` expects, ``id`` first."""
 
 Row = tuple[Any, ...]
+# Far above any real answer (upstream counts are clamped at 10**12), far below what
+# would overflow the daily sums (2**63): one bad record must not fail a whole batch.
+_MAX_COUNT = 10**15
 
 
 def record_to_row(record: UsageRecord) -> bytes:
     """The record as one JSON array of the column values, in order.
 
     Raises ValueError for a time, latency or cost that is not a finite number
-    (JSON has no NaN: it would fail the whole batch at the flush instead).
+    (JSON has no NaN) and for a token count below 0 or above 10**15: either
+    would fail the whole batch at the flush instead.
     """
     for value in (record.ts, record.latency_ms, record.cost_usd, record.ttfb_ms or 0.0):
         if not math.isfinite(value):
             raise ValueError(f"usage record {record.request_id}: {value!r} is not a finite number")
     usage = record.usage
+    for count in (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning):
+        if not 0 <= count <= _MAX_COUNT:
+            raise ValueError(f"usage record {record.request_id}: token count {count} out of range")
     row = (
         record.ts,
-        record.request_id,
-        record.provider,
-        record.model,
-        record.key_id,
-        record.client,
+        _text(record.request_id),
+        _text(record.provider),
+        _text(record.model),
+        _text(record.key_id),
+        None if record.client is None else _text(record.client),
         usage.input,
         usage.output,
         usage.cache_read,
@@ -89,6 +96,12 @@ def record_to_row(record: UsageRecord) -> bytes:
         record.pricing_source,
     )
     return orjson.dumps(row)
+
+
+def _text(value: str) -> str:
+    """SQLite's JSON functions end a string at NUL: store U+FFFD in its place (a model
+    id from an upstream's listing is the only way one could get here)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
 def batch_param(rows: list[bytes]) -> str:

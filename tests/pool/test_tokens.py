@@ -14,6 +14,7 @@ from pooldaemon.pool import (
     usage_from_openai,
     usage_from_responses,
 )
+from pooldaemon.pool._tokens import MAX_TOKENS
 
 # Chat Completions: prompt_tokens includes cached_tokens; completion includes reasoning.
 OPENAI = {
@@ -80,12 +81,28 @@ def test_ollama() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [None, {}, {"prompt_tokens": "12"}, {"prompt_tokens": -5}, {"prompt_tokens": True}, []],
+    [
+        None,
+        {},
+        {"prompt_tokens": "12"},
+        {"prompt_tokens": -5},
+        {"prompt_tokens": True},
+        [],
+        {"prompt_tokens": float("nan")},
+        {"prompt_tokens": float("-inf")},
+    ],
 )
 def test_malformed_usage_counts_nothing(bad: object) -> None:
     assert usage_from_openai(bad) == Usage()  # type: ignore[arg-type]
     assert usage_from_anthropic(bad) == Usage()  # type: ignore[arg-type]
     assert usage_from_gemini(bad) == Usage()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("absurd", [2**63, 10**30, 1e300, float("inf")])
+def test_absurd_counts_are_clamped(absurd: float) -> None:
+    """An upstream claiming 2**63 tokens must not overflow the usage store's sums."""
+    usage = usage_from_openai({"prompt_tokens": absurd, "completion_tokens": absurd})
+    assert usage == Usage(input=MAX_TOKENS, output=MAX_TOKENS)
 
 
 def test_cached_more_than_prompt_is_clamped() -> None:

@@ -32,8 +32,9 @@ def test_records_round_trip(store: UsageStore) -> None:
     assert store.records(DAY0 + 2, DAY0 + 3) == [second]
 
 
-_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)  # no lone surrogates
-_big = st.integers(min_value=0, max_value=2**63 - 1)
+# No lone surrogates (not UTF-8) and no NUL (stored as U+FFFD, tested below).
+_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+_big = st.integers(min_value=0, max_value=10**15)  # what record_to_row accepts
 
 
 @settings(
@@ -55,10 +56,11 @@ _big = st.integers(min_value=0, max_value=2**63 - 1)
     )
 )
 def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -> None:
-    """The batch goes to SQLite as JSON: doubles, text and 63-bit counts come back the same."""
+    """The batch goes to SQLite as JSON: doubles, text and large counts come back the same."""
+    run = os.urandom(6).hex()  # examples share the store: this one's ids are its own
     added = [
         record(
-            request_id=f"r{i}",
+            request_id=f"{run}-{i}",
             ts=ts,
             latency_ms=latency,
             cost_usd=cost,
@@ -69,29 +71,40 @@ def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -
         )
         for i, (ts, latency, cost, ttfb, model, client, count) in enumerate(values)
     ]
-    for item in added:
-        store.add(item)
+    try:
+        for item in added:
+            store.add(item)
+        store.flush()
+        got = {r.request_id: r for r in store.records(0, float("inf"), limit=10_000)}
+        for item in added:
+            assert got[item.request_id] == item
+    finally:
+        store.prune(3e10)  # the next example starts empty
+
+
+def test_a_nul_in_a_name_is_stored_as_a_replacement_character(store: UsageStore) -> None:
+    store.add(record(request_id="nul", model="a\x00b", client="c\x00"))
     store.flush()
-    got = {r.request_id: r for r in store.records(0, float("inf"), limit=10_000)}
-    for item in added:
-        assert got[item.request_id] == item
-    store.prune(3e10)  # the next example starts empty
+    (got,) = store.records(0, float("inf"))
+    assert (got.model, got.client) == ("a\ufffdb", "c\ufffd")
 
 
 @pytest.mark.parametrize(
     "change",
     [
+        {"usage": Usage(input=10**16)},
+        {"usage": Usage(output=-1)},
         {"ts": float("nan")},
         {"latency_ms": float("inf")},
         {"cost_usd": float("nan")},
         {"ttfb_ms": float("-inf")},
     ],
 )
-def test_a_non_finite_number_fails_the_caller_not_the_batch(
+def test_a_number_that_cannot_be_stored_fails_the_caller_not_the_batch(
     store: UsageStore, change: dict[str, float]
 ) -> None:
     store.add(record(request_id="good"))
-    with pytest.raises(ValueError, match="not a finite number"):
+    with pytest.raises(ValueError, match=r"not a finite number|out of range"):
         store.add(record(request_id="bad", **change))
     assert store.flush() == 1
     assert [r.request_id for r in store.records(0, float("inf"))] == ["good"]
