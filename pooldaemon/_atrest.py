@@ -10,13 +10,14 @@ A key file that is there but unusable stops the daemon at start
 (:class:`StateFileError`): generating a new key would silently make every
 encrypted file unreadable.
 
-Keys for each use are derived from the state key with HKDF-SHA256 (``info``
-names the use), so the AES-GCM key and, e.g., the trial state's HMAC key are
-never the same bytes.
+Keys for each use are derived from the state key with HKDF-SHA256 (RFC 5869;
+``info`` names the use), so the encryption key and, e.g., the trial state's
+HMAC key are never the same bytes.
 
 An encrypted file is::
 
-    b"pooldaemon:aesgcm:v1\\n" || nonce (12 random bytes) || AES-256-GCM(ciphertext || tag)
+    b"pooldaemon:xchacha20poly1305:v2\n" || nonce (24 random bytes)
+        || XChaCha20-Poly1305(ciphertext || tag)
 
 with the associated data ``magic || purpose``: the *purpose* names what the
 file is for (``last-known-good``), so a file copied over another is refused
@@ -24,6 +25,15 @@ rather than read as the wrong thing. The readable first line says what the
 file is to someone who opens it. Opening fails (:class:`StateFileError`) for a
 damaged file, one written under another state key, or one for another purpose;
 callers report that and carry on without the file.
+
+Files of the first format (``pooldaemon:aesgcm:v1``, AES-256-GCM with a 12-byte
+nonce) are still read; the next write replaces them. The encryption is
+PyNaCl's (libsodium) and the key derivation the standard library's HMAC, not
+``cryptography``'s: this module runs at every start, and importing
+``cryptography`` costs the daemon 6.5 MiB of resident memory for as long as it
+runs (``bench/results``). ``cryptography`` is imported only to read a first-format
+file (and by the trial licence code, for Ed25519). Tests check the HKDF against
+``cryptography``'s.
 """
 
 from __future__ import annotations
@@ -31,23 +41,24 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hmac
 import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.exceptions import CryptoError
+from nacl.secret import Aead
 
 from pooldaemon._files import write_private
 from pooldaemon.errors import StateFileError
 
 __all__ = [
+    "LEGACY_MAGIC",
     "MAGIC",
     "STATE_KEY_FILE",
     "StateKey",
+    "hkdf_sha256",
     "is_encrypted",
     "load_state_key",
     "read_encrypted",
@@ -55,11 +66,26 @@ __all__ = [
 ]
 
 STATE_KEY_FILE = "state.key"
-MAGIC = b"pooldaemon:aesgcm:v1\n"
+MAGIC = b"pooldaemon:xchacha20poly1305:v2\n"
+LEGACY_MAGIC = b"pooldaemon:aesgcm:v1\n"
 _KEY_BYTES = 32
-_NONCE_BYTES = 12
+_NONCE_BYTES = Aead.NONCE_SIZE  # 24
+_LEGACY_NONCE_BYTES = 12
 _TAG_BYTES = 16
 _MAX_KEY_FILE_BYTES = 4096
+
+
+def hkdf_sha256(key: bytes, length: int, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) of ``key`` without salt: the same bytes as
+    ``cryptography``'s ``HKDF(hashes.SHA256(), length, salt=None, info=info)``."""
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF-SHA256 derives 1 to 8160 bytes")
+    prk = hmac.digest(b"\x00" * 32, key, "sha256")  # no salt: HashLen zero bytes
+    okm, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
+        okm += block
+    return okm[:length]
 
 
 class StateKey:
@@ -72,7 +98,7 @@ class StateKey:
         if len(key) != _KEY_BYTES:
             raise ValueError(f"a state key is {_KEY_BYTES} bytes")
         self._key = key
-        self._aead = AESGCM(self.derive("aes-256-gcm", _KEY_BYTES))
+        self._aead = Aead(self.derive("xchacha20-poly1305", Aead.KEY_SIZE))
         self.source = source
 
     def __repr__(self) -> str:
@@ -80,41 +106,60 @@ class StateKey:
 
     def derive(self, use: str, length: int = _KEY_BYTES) -> bytes:
         """A key for one ``use`` (HKDF-SHA256 of the state key, ``info`` = the use)."""
-        hkdf = HKDF(hashes.SHA256(), length, salt=None, info=f"pooldaemon {use}".encode())
-        return hkdf.derive(self._key)
+        return hkdf_sha256(self._key, length, f"pooldaemon {use}".encode())
 
     def encrypt(self, purpose: str, plaintext: bytes) -> bytes:
         """``plaintext`` in the encrypted file format, bound to ``purpose``."""
         nonce = os.urandom(_NONCE_BYTES)
-        return MAGIC + nonce + self._aead.encrypt(nonce, plaintext, _aad(purpose))
+        sealed = self._aead.encrypt(plaintext, _aad(MAGIC, purpose), nonce)
+        return MAGIC + bytes(sealed)  # the nonce, then the ciphertext and its tag
 
     def decrypt(self, purpose: str, data: bytes, where: str) -> bytes:
         """The plaintext of an encrypted file's bytes. Raises :class:`StateFileError`
         naming ``where`` when the bytes are damaged, were encrypted under another
         key or for another purpose."""
-        if not is_encrypted(data):
-            raise StateFileError(f"{where}: not an encrypted pooldaemon file")
-        body = data[len(MAGIC) :]
-        if len(body) < _NONCE_BYTES + _TAG_BYTES:
+        if data.startswith(MAGIC):
+            body = data[len(MAGIC) :]
+            if len(body) < _NONCE_BYTES + _TAG_BYTES:
+                raise StateFileError(f"{where}: the encrypted file is truncated")
+            try:
+                return self._aead.decrypt(body, _aad(MAGIC, purpose))
+            except CryptoError:
+                raise _undecryptable(where, purpose) from None
+        if data.startswith(LEGACY_MAGIC):
+            return self._decrypt_legacy(purpose, data[len(LEGACY_MAGIC) :], where)
+        raise StateFileError(f"{where}: not an encrypted pooldaemon file")
+
+    def _decrypt_legacy(self, purpose: str, body: bytes, where: str) -> bytes:
+        """A file of the first format (AES-256-GCM), written by an older version."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if len(body) < _LEGACY_NONCE_BYTES + _TAG_BYTES:
             raise StateFileError(f"{where}: the encrypted file is truncated")
-        nonce, sealed = body[:_NONCE_BYTES], body[_NONCE_BYTES:]
+        nonce, sealed = body[:_LEGACY_NONCE_BYTES], body[_LEGACY_NONCE_BYTES:]
+        aead = AESGCM(self.derive("aes-256-gcm"))
         try:
-            return self._aead.decrypt(nonce, sealed, _aad(purpose))
+            return aead.decrypt(nonce, sealed, _aad(LEGACY_MAGIC, purpose))
         except InvalidTag:
-            raise StateFileError(
-                f"{where}: cannot be decrypted (damaged, written under another state key, "
-                f"or not a {purpose} file)"
-            ) from None
+            raise _undecryptable(where, purpose) from None
 
 
-def _aad(purpose: str) -> bytes:
-    return MAGIC + purpose.encode()
+def _undecryptable(where: str, purpose: str) -> StateFileError:
+    return StateFileError(
+        f"{where}: cannot be decrypted (damaged, written under another state key, "
+        f"or not a {purpose} file)"
+    )
+
+
+def _aad(magic: bytes, purpose: str) -> bytes:
+    return magic + purpose.encode()
 
 
 def is_encrypted(data: bytes) -> bool:
-    """Whether ``data`` is in the encrypted file format (else: plaintext, e.g. from an
-    older version that wrote it unencrypted)."""
-    return data.startswith(MAGIC)
+    """Whether ``data`` is in an encrypted file format, this one or the first (else:
+    plaintext, e.g. from an older version that wrote it unencrypted)."""
+    return data.startswith((MAGIC, LEGACY_MAGIC))
 
 
 def write_encrypted(path: Path, key: StateKey, purpose: str, plaintext: bytes) -> None:

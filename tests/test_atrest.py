@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from pooldaemon._atrest import MAGIC, STATE_KEY_FILE, StateKey, load_state_key, read_encrypted
+from pooldaemon._atrest import (
+    LEGACY_MAGIC,
+    MAGIC,
+    STATE_KEY_FILE,
+    StateKey,
+    hkdf_sha256,
+    load_state_key,
+    read_encrypted,
+)
 from pooldaemon._atrest import write_encrypted as write_enc
 from pooldaemon.errors import ConfigError, StateFileError
 from pooldaemon.reconcile._lkg import read_last_known_good, write_last_known_good
@@ -70,7 +78,7 @@ def test_format_purpose_and_damage(tmp_path: Path) -> None:
     key = load_state_key(tmp_path, env={})
     data = key.encrypt("last-known-good", b"secret bytes")
     assert data.startswith(MAGIC) and b"secret bytes" not in data
-    assert len(data) == len(MAGIC) + 12 + len(b"secret bytes") + 16
+    assert len(data) == len(MAGIC) + 24 + len(b"secret bytes") + 16
     assert key.encrypt("last-known-good", b"secret bytes") != data  # a fresh nonce
     with pytest.raises(StateFileError, match="not a trial-state file"):
         key.decrypt("trial-state", data, "f")  # swapped files are refused
@@ -88,6 +96,56 @@ def test_format_purpose_and_damage(tmp_path: Path) -> None:
     assert read_encrypted(path, key, "p") is None
     write_enc(path, key, "p", b"hello")
     assert _mode(path) == 0o600 and read_encrypted(path, key, "p") == b"hello"
+
+
+def test_hkdf_gives_the_bytes_of_cryptography_s_hkdf() -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    for length in (1, 16, 31, 32, 33, 64, 100, 8160):
+        for info in (b"", b"pooldaemon trial-state", bytes(range(256))):
+            key = os.urandom(32)
+            expected = HKDF(hashes.SHA256(), length, salt=None, info=info).derive(key)
+            assert hkdf_sha256(key, length, info) == expected
+    with pytest.raises(ValueError, match="1 to 8160"):
+        hkdf_sha256(b"k" * 32, 8161, b"")
+
+
+def _legacy_file(key_bytes: bytes, purpose: str, plaintext: bytes) -> bytes:
+    """A file as the first format (AES-256-GCM) was written."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    aead = AESGCM(StateKey(key_bytes).derive("aes-256-gcm"))
+    return LEGACY_MAGIC + nonce + aead.encrypt(nonce, plaintext, LEGACY_MAGIC + purpose.encode())
+
+
+def test_files_of_the_first_format_are_still_read() -> None:
+    raw = os.urandom(32)
+    key = StateKey(raw)
+    data = _legacy_file(raw, "last-known-good", b"older bytes")
+    assert key.decrypt("last-known-good", data, "f") == b"older bytes"
+    with pytest.raises(StateFileError, match="not a trial-state file"):
+        key.decrypt("trial-state", data, "f")
+    with pytest.raises(StateFileError, match="another state key"):
+        StateKey(b"\x03" * 32).decrypt("last-known-good", data, "f")
+    with pytest.raises(StateFileError, match="truncated"):
+        key.decrypt("last-known-good", LEGACY_MAGIC + b"x" * 27, "f")
+
+
+def test_a_first_format_lkg_is_read_and_the_next_write_uses_the_new_one(
+    env: tuple[Path, Path],
+) -> None:
+    config, state = env
+    raw = os.urandom(32)
+    (state / STATE_KEY_FILE).write_text(raw.hex())
+    path = state / LAST_KNOWN_GOOD
+    path.write_bytes(_legacy_file(raw, "last-known-good", GOOD))
+    config.write_bytes(BROKEN)
+    loaded, errors = initial_spec(config, state)  # a restart after the upgrade
+    assert [p.id for p in loaded.spec.providers] == ["up"] and errors
+    write_last_known_good(state, GOOD)
+    assert path.read_bytes().startswith(MAGIC) and read_last_known_good(state) == GOOD
 
 
 @pytest.fixture

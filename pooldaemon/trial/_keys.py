@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from pooldaemon._keyfiles import KeyFileFormat, key_id_of
 from pooldaemon.errors import LicenceError
+
+if TYPE_CHECKING:  # imported where used: the daemon loads cryptography only for a licence
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "generate_private_key",
@@ -36,8 +40,6 @@ __all__ = [
     "private_key_text",
     "public_key_text",
 ]
-
-_RAW = serialization.Encoding.Raw
 
 
 def _error(message: str) -> LicenceError:
@@ -56,11 +58,15 @@ _FORMAT = KeyFileFormat(
 
 def generate_private_key() -> Ed25519PrivateKey:
     """A new random Ed25519 signing key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     return Ed25519PrivateKey.generate()
 
 
 def _raw_public(public_key: Ed25519PublicKey) -> bytes:
-    return public_key.public_bytes(_RAW, serialization.PublicFormat.Raw)
+    from cryptography.hazmat.primitives import serialization
+
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -76,8 +82,10 @@ def public_key_text(public_key: Ed25519PublicKey) -> str:
 
 def private_key_text(private_key: Ed25519PrivateKey) -> str:
     """The contents of a private key file (``licence.key``: never in git, mode 0600)."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = private_key.private_bytes(
-        _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
     note = "keep it secret: whoever holds it can issue trial licences"
     return _FORMAT.text("private", raw, key_id(private_key.public_key()), note)
@@ -85,6 +93,9 @@ def private_key_text(private_key: Ed25519PrivateKey) -> str:
 
 def parse_public_key(text: str, where: str) -> Ed25519PublicKey:
     """The public key in a key file's text (ours or PEM). Raises :class:`LicenceError`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     if text.lstrip().startswith("-----BEGIN"):
         try:
             key = serialization.load_pem_public_key(text.encode())
@@ -98,6 +109,9 @@ def parse_public_key(text: str, where: str) -> Ed25519PublicKey:
 
 def parse_private_key(text: str, where: str) -> Ed25519PrivateKey:
     """The private key in a key file's text (ours or PEM). Raises :class:`LicenceError`."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if text.lstrip().startswith("-----BEGIN"):
         try:
             key = serialization.load_pem_private_key(text.encode(), password=None)

@@ -32,13 +32,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from pooldaemon.errors import LicenceError
 from pooldaemon.trial._keys import key_id
+
+if TYPE_CHECKING:  # imported where used: the daemon loads cryptography only for a licence
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = ["CLOCK_SKEW", "FORMATS", "MAX_LICENCE_CHARS", "Licence", "iso", "sign", "verify"]
 
@@ -133,6 +136,8 @@ def verify(
             "unknown_kid",
             f"trial licence is signed by an unknown key {kid[:32]!r} (trusted: {known})",
         )
+    from cryptography.exceptions import InvalidSignature
+
     try:
         public.verify(signature, head.encode("ascii"))
     except InvalidSignature:

@@ -39,8 +39,6 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from pooldaemon._atrest import StateKey, load_state_key
 from pooldaemon.errors import LicenceError, SettingsError
 from pooldaemon.pool import Runtime, Usage
@@ -53,6 +51,8 @@ from pooldaemon.trial._state import HMAC_USE, TRIAL_STATE, TrialUsage, load_stat
 from pooldaemon.trial._status import TrialPhase, TrialStatus, trial_status
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from pooldaemon.reconcile._reconciler import Reconciler
 
 __all__ = ["FLUSH_INTERVAL", "Trial"]
