@@ -5,10 +5,14 @@ buffer in one transaction ``flush_interval`` seconds after the first record
 came, or as soon as ``flush_max`` records wait; the same transaction adds them
 to the daily rollup (:mod:`pooldaemon.usage._rollup`). Each flush also costs a
 fixed ~0.3 ms of CPU (transaction, rollup, commit) beside the request path, and
-on two cores that shows in the p99 latency: at one connection, 20 ms batches
-measured p99 1.37-1.49 ms, 0.1 s ones 1.04-1.42 and 0.25 s ones 1.01-1.06
-(without any SQLite work: 0.87-0.97). A SIGKILL loses at most the last
-:data:`FLUSH_INTERVAL`. While nothing comes, the writer sleeps. Reads go through their own
+on two cores that shows in the p99 latency. Short batches keep each burst
+small: half-second batches measured p99 2.5 ms at one connection, 20 ms ones
+1.7 (``make bench``). Longer batches (0.1 s, 0.25 s) did better on an idle
+store (1.0-1.4 against 1.4-1.5 ms) but not in ``make bench``, where the
+one-connection run follows a load at 32 connections, and the one bench run
+with 0.25 s batches saw the resident memory grow 2.3 MiB from 10k to 100k
+requests (0.8 with 20 ms); 20 ms it is. A SIGKILL loses at most the last :data:`FLUSH_INTERVAL`.
+While nothing comes, the writer sleeps. Reads go through their own
 connection, one read transaction per call: in WAL mode they run beside the
 writer (and beside other processes) and see every committed record, not the
 ones still buffered. Write only through this class: the rollup must follow
@@ -52,8 +56,8 @@ _log = logging.getLogger("pooldaemon.usage")
 _GROUPS = frozenset(("provider", "model", "client", "day"))
 _POLL_S = 1.0  # how often a waiting writer checks that the main thread still runs
 _RETRY_S = 1.0  # after a failed write (disk full, file locked ...), wait at least this long
-FLUSH_INTERVAL = 0.25  # seconds from a batch's first record to its write
-FLUSH_MAX = 2500  # records that start a write at once
+FLUSH_INTERVAL = 0.02  # seconds from a batch's first record to its write
+FLUSH_MAX = 200  # records that start a write at once
 
 
 class UsageStore:
