@@ -16,7 +16,7 @@ HMAC key are never the same bytes.
 
 An encrypted file is::
 
-    b"pooldaemon:xchacha20poly1305:v2\n" || nonce (24 random bytes)
+    b"pooldaemon:xchacha20poly1305:v2\\n" || nonce (24 random bytes)
         || XChaCha20-Poly1305(ciphertext || tag)
 
 with the associated data ``magic || purpose``: the *purpose* names what the
@@ -30,8 +30,8 @@ Files of the first format (``pooldaemon:aesgcm:v1``, AES-256-GCM with a 12-byte
 nonce) are still read; the next write replaces them. The encryption is
 PyNaCl's (libsodium) and the key derivation the standard library's HMAC, not
 ``cryptography``'s: this module runs at every start, and importing
-``cryptography`` costs the daemon 6.5 MiB of resident memory for as long as it
-runs (``bench/results``). ``cryptography`` is imported only to read a first-format
+``cryptography`` cost the daemon about 8 MiB of resident memory for as long as
+it ran (``bench/results``). ``cryptography`` is imported only to read a first-format
 file (and by the trial licence code, for Ed25519). Tests check the HKDF against
 ``cryptography``'s.
 """

@@ -56,7 +56,7 @@ _big = st.integers(min_value=0, max_value=10**15)  # what record_to_row accepts
     )
 )
 def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -> None:
-    """The batch goes to SQLite as JSON: doubles, text and large counts come back the same."""
+    """Doubles, text and large counts come back from SQLite exactly as they were added."""
     run = os.urandom(6).hex()  # examples share the store: this one's ids are its own
     added = [
         record(
