@@ -29,6 +29,8 @@ from pooldaemon.upstream._sse import LineSplitter, SseEvent, SseSplitter
 __all__ = ["Failed", "Served", "Upstream", "send_plain", "send_stream"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
+_DRAIN_LIMIT = 64 * 1024  # bytes an upstream may still send after its stream's end marker
+_DRAIN_S = 1.0  # and how long it may take
 
 
 class Splitter(Protocol):
@@ -62,6 +64,22 @@ class Served:
     usage: Usage
     ttfb: float
     broken: str | None = None  # the stream failed after it started
+    # A stream whose end marker came before the upstream ended its body: still open.
+    upstream: aiohttp.ClientResponse | None = None
+
+    async def settle(self) -> None:
+        """Let go of the upstream answer once the bookkeeping is done: read what it
+        still sends after its stream's end, so its connection is reused, then close it."""
+        if self.upstream is not None:
+            try:
+                await _drain(self.upstream)
+            finally:
+                self.upstream.close()
+
+    def abandon(self) -> None:
+        """Close the upstream answer without reading the rest (the handler is ending)."""
+        if self.upstream is not None:
+            self.upstream.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,7 @@ async def send_stream(
 ) -> Served | Failed:
     started = time.perf_counter()
     deadline = _first_byte_deadline(up)  # for the headers and the first event together
+    pending: aiohttp.ClientResponse | None = None
     try:
         async with asyncio.timeout_at(deadline):
             resp = await session.post(
@@ -238,18 +257,22 @@ async def send_stream(
         try:
             await out.prepare(request)
             await out.write(first)
-            broken = await _relay(resp, splitter, watch, out)
+            broken, rest = await _relay(resp, splitter, watch, out)
+            if broken is not None and not watch.error_relayed:
+                rest += watch.failure(broken) or up.inbound.stream_error(broken)
+            await out.write_eof(rest)  # the last events and the end of the body: one write
         except (asyncio.CancelledError, ConnectionResetError):
             # What was streamed still counts; after the end marker went out, the client
             # closing (as SDKs do on [DONE]) is a normal end, not a disconnect.
             client_gone(watch.usage, ttfb, watch.done)
             raise
-        if broken is not None and not watch.error_relayed:
-            await out.write(watch.failure(broken) or up.inbound.stream_error(broken))
-        await out.write_eof()
-        return Served(out, watch.usage, ttfb, broken or watch.error)
+        # The client has its whole stream; the rest of the upstream body (usually the
+        # chunked terminator alone) is read after the bookkeeping (Served.settle).
+        pending = resp if watch.done and not resp.content.at_eof() else None
+        return Served(out, watch.usage, ttfb, broken or watch.error, pending)
     finally:
-        resp.close()  # never keep a half-read connection; a no-op after a full read
+        if pending is None:
+            resp.close()  # never keep a half-read connection; a no-op after a full read
 
 
 async def _first_events(
@@ -276,34 +299,61 @@ async def _relay(
     splitter: Splitter,
     watch: StreamWatch,
     out: web.StreamResponse,
-) -> str | None:
-    """Relay the rest event by event; why it broke, or None for a normal end.
+) -> tuple[str | None, bytes]:
+    """Relay the rest event by event; why it broke (None for a normal end) and the
+    bytes not sent yet.
 
-    Upstream errors end the relay with a reason; a client that went away makes
+    The bytes that end the client's stream are returned rather than written, so
+    they leave with the end of the response in one write, as soon as they are
+    known: a stream whose end marker came is over for the client even before the
+    upstream has ended its body (the caller drains that afterwards). Upstream
+    errors end the relay with a reason; a client that went away makes
     ``out.write`` raise, which propagates and closes the upstream request.
     """
+    if _ended(watch):  # the first chunk held the whole stream
+        return None, b""
     while True:
         try:
             chunk = await resp.content.readany()
             if not chunk:
                 break
-            data = [b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b]
+            data = b"".join([b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b])
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            return f"upstream connection broke: {type(exc).__name__}"
+            return f"upstream connection broke: {type(exc).__name__}", b""
         except TimeoutError:
-            return "upstream stopped sending (timeout)"
+            return "upstream stopped sending (timeout)", b""
         except ValueError as exc:
-            return f"upstream sent a malformed stream: {exc}"
+            return f"upstream sent a malformed stream: {exc}", b""
+        if _ended(watch):
+            return None, data
         if data:
-            await out.write(b"".join(data))
+            await out.write(data)
     try:
-        tail = watch.finish()  # formats without an end marker end here
+        tail = watch.finish() or b""  # formats without an end marker end here
     except ValueError as exc:
-        return f"upstream sent a malformed stream: {exc}"
-    if tail:
-        await out.write(tail)
+        return f"upstream sent a malformed stream: {exc}", b""
     if watch.error is not None:
-        return watch.error
-    if not watch.done:
-        return "upstream stream ended before its end marker"
-    return None
+        return watch.error, tail
+    if not _ended(watch):
+        return "upstream stream ended before its end marker", tail
+    return None, tail
+
+
+def _ended(watch: StreamWatch) -> bool:
+    """Whether the client's stream has its normal end (``relay`` and ``finish`` set
+    it: a function, so that the type checker does not keep an earlier answer)."""
+    return watch.done
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read the upstream's body to its end after the client's stream has ended, so
+    the connection goes back to the pool. Usually only the chunked terminator is
+    left; anything beyond :data:`_DRAIN_LIMIT` bytes or :data:`_DRAIN_S` seconds
+    closes the connection instead (the caller's ``resp.close()``)."""
+    left = _DRAIN_LIMIT
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            while left > 0 and (chunk := await resp.content.readany()):
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass

@@ -274,14 +274,19 @@ async def _try(
     result = await _attempt(ctx, candidate, ctx.applied.secrets.get(key_id), key_id)
     if isinstance(result, Served):
         try:
-            if not result.response.prepared:
-                # A whole answer goes out before the bookkeeping below: the client
-                # has it sooner, and the next request on its connection is not kept
-                # waiting. (A stream was sent by the attempt itself.)
-                await result.response.prepare(ctx.request)
-                await result.response.write_eof()
-        finally:  # recorded even when the client went away: the upstream answered
-            _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
+            try:
+                if not result.response.prepared:
+                    # A whole answer goes out before the bookkeeping below: the client
+                    # has it sooner, and the next request on its connection is not kept
+                    # waiting. (A stream was sent by the attempt itself.)
+                    await result.response.prepare(ctx.request)
+                    await result.response.write_eof()
+            finally:  # recorded even when the client went away: the upstream answered
+                _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
+        except BaseException:
+            result.abandon()
+            raise
+        await result.settle()
         return result.response
     events = runtime.record_failure(
         provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model

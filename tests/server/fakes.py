@@ -27,6 +27,8 @@ class Fault:
     break_after: int | None = None  # stream: close the connection after N events
     garbage: bool = False  # 200 with a body that is not JSON
     event_delay: float = 0.0  # stream: seconds between events
+    after_end: bytes = b""  # stream: sent after the last event (after the end marker)
+    end_delay: float = 0.0  # stream: seconds between the last event and the body's end
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Fake:
     faults: list[Fault] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    peers: list[int] = field(default_factory=list)  # the client port of each request
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     text: str = "Hello from the fake"
@@ -143,6 +146,8 @@ def fake_app(fake: Fake) -> web.Application:
         body = await request.json()
         fake.requests.append(body)
         fake.headers.append(dict(request.headers))
+        assert request.transport is not None
+        fake.peers.append(request.transport.get_extra_info("peername")[1])
         fault = fake.faults.pop(0) if fake.faults else Fault()
         try:
             if fault.stall:
@@ -166,6 +171,9 @@ def fake_app(fake: Fake) -> web.Application:
                     return resp
                 await resp.write(event)
                 await asyncio.sleep(fault.event_delay)
+            if fault.after_end:
+                await resp.write(fault.after_end)
+            await asyncio.sleep(fault.end_delay)
             await resp.write_eof()
             return resp
         except asyncio.CancelledError:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from typing import Any
 
 import anthropic
 import pytest
 
 from tests.server.conftest import KEYS, GatewayFactory
-from tests.server.fakes import CACHED, USAGE_IN, USAGE_OUT
+from tests.server.fakes import CACHED, USAGE_IN, USAGE_OUT, Fault
 
 OPENAI_PROVIDER = {
     "id": "oa",
@@ -262,3 +264,66 @@ async def test_bad_requests_get_the_anthropic_error_shape(gateway: GatewayFactor
         )
     assert exc.value.body["type"] == "error"  # type: ignore[index]
     assert exc.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+
+
+async def _stream_to_its_end(gw: Any, body: dict[str, Any]) -> tuple[bytes, float]:
+    """The whole streamed body as a client reads it to the end of the response, and
+    how long that took."""
+    http = await gw.http()
+    started = time.monotonic()
+    async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
+        assert resp.status == 200
+        raw = await resp.read()
+    return raw, time.monotonic() - started
+
+
+STREAM_BODY = {
+    "model": "gpt-4o",
+    "messages": [{"role": "user", "content": "hi"}],
+    "stream": True,
+}
+
+
+async def test_stream_ends_for_the_client_at_the_end_marker(gateway: GatewayFactory) -> None:
+    """An upstream that keeps its body open after ``[DONE]`` does not hold the client:
+    the end marker and the end of the response leave together, the usage is recorded
+    at once, and the upstream connection is reused once its body has ended."""
+    gw = await gateway(providers=[OPENAI_PROVIDER])
+    fake = gw.fakes["oa"]
+    fake.faults.append(Fault(end_delay=0.6))
+    raw, took = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n") and took < 0.5, took
+    gw.store.flush()
+    assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success"]
+    await asyncio.sleep(0.8)  # the upstream ends its body; the proxy reads it to the end
+    raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert fake.peers[0] == fake.peers[1], "the upstream connection was not reused"
+
+
+@pytest.mark.parametrize(
+    ("fault", "drain_s"),
+    [
+        # more than 64 KiB after the end, and the body still open
+        (Fault(after_end=b": padding\n\n" * 7000, end_delay=0.3), 1.0),
+        (Fault(end_delay=0.5), 0.05),  # the body does not end in time
+    ],
+    ids=["too-much-after-the-end", "no-end-in-time"],
+)
+async def test_stream_upstream_that_does_not_end_is_closed(
+    gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, fault: Fault, drain_s: float
+) -> None:
+    """What an upstream sends after its end marker never reaches the client; past the
+    drain's limits its connection is closed, not reused, and the next request works."""
+    monkeypatch.setattr("pooldaemon.server._attempt._DRAIN_S", drain_s)
+    gw = await gateway(providers=[OPENAI_PROVIDER])
+    fake = gw.fakes["oa"]
+    fake.faults.append(fault)
+    raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n") and b"padding" not in raw
+    await asyncio.sleep(0.7)
+    raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert fake.peers[0] != fake.peers[1], "a connection with an unread body was reused"
+    gw.store.flush()
+    assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success", "success"]
