@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from pooldaemon.errors import PoolError, StoreError
 from pooldaemon.pool._tokens import Usage
 from pooldaemon.usage import UsageStore
-from pooldaemon.usage._schema import SCHEMA_VERSION
+from pooldaemon.usage._rows import insert_rows, record_to_row
+from pooldaemon.usage._schema import SCHEMA_VERSION, open_database
 
 from .conftest import DAY, DAY0, record, row_count, wait_until
 
@@ -80,6 +81,26 @@ def test_every_value_is_stored_exactly(store: UsageStore, values: list[tuple]) -
             assert got[item.request_id] == item
     finally:
         store.prune(3e10)  # the next example starts empty
+
+
+@pytest.mark.parametrize("count", [1, 31, 32, 33, 63, 64, 95, 200, 1000])
+def test_batches_use_six_statement_sizes_and_keep_their_order(tmp_path: Path, count: int) -> None:
+    """Any batch is written with INSERTs of 32, 16, 8, 4, 2 or 1 rows, so the writer
+    prepares (and caches) six statements, not one per batch size; ids follow the order
+    of the batch."""
+    conn = open_database(tmp_path / "usage.sqlite3")
+    sizes: list[int] = []
+    conn.set_trace_callback(
+        lambda sql: sizes.append(sql.count("), (") + 1) if sql.startswith("INSERT") else None
+    )
+    rows = [record_to_row(record(request_id=f"r{i}")) for i in range(count)]
+    insert_rows(conn, rows)
+    conn.set_trace_callback(None)
+    assert set(sizes) <= {32, 16, 8, 4, 2, 1} and sum(sizes) == count
+    assert len(sizes) <= count // 32 + 5
+    ids = [r for (r,) in conn.execute("SELECT request_id FROM usage ORDER BY id")]
+    assert ids == [f"r{i}" for i in range(count)]
+    conn.close()
 
 
 def test_a_nul_in_a_name_is_stored_as_a_replacement_character(store: UsageStore) -> None:
