@@ -3,15 +3,19 @@
 ``add`` only appends to a buffer under a lock; a writer thread inserts the
 buffer in one transaction ``flush_interval`` seconds after the first record
 came, or as soon as ``flush_max`` records wait; the same transaction adds them
-to the daily rollup (:mod:`pooldaemon.usage._rollup`). Each flush also costs a
-fixed ~0.3 ms of CPU (transaction, rollup, commit) beside the request path, and
-on two cores that shows in the p99 latency. Short batches keep each burst
-small: half-second batches measured p99 2.5 ms at one connection, 20 ms ones
-1.7 (``make bench``). Longer batches (0.1 s, 0.25 s) did better on an idle
-store (1.0-1.4 against 1.4-1.5 ms) but not in ``make bench``, where the
-one-connection run follows a load at 32 connections, and the one bench run
-with 0.25 s batches saw the resident memory grow 2.3 MiB from 10k to 100k
-requests (0.8 with 20 ms); 20 ms it is. A SIGKILL loses at most the last :data:`FLUSH_INTERVAL`.
+to the daily rollup (:mod:`pooldaemon.usage._rollup`). Each flush costs a
+fixed ~0.5 ms of CPU (transaction, rollup, commit, the pages of four indexes
+written to the WAL) beside the request path, and on two cores every such burst
+delays the requests it overlaps: the number of flushes per second is what
+shows in the p99 latency. After a load at 32 connections, sequential requests
+at one connection (~1,800/s) measured p99 1.35 ms with 20 ms batches and
+0.99 with 0.25 s batches of up to 1,000 (0.25 s capped at 200 records: 1.23;
+medians of 4 alternating rounds of 5,000 requests, direct upstream p99 0.23).
+Hence 0.25 s and 1,000 records: a SIGKILL loses at most the last
+:data:`FLUSH_INTERVAL`, a clean stop nothing. (Longer batches once grew the
+resident memory: one prepared statement per batch size; see
+:func:`pooldaemon.usage._rows.insert_rows`.)
+
 While nothing comes, the writer sleeps. Reads go through their own
 connection, one read transaction per call: in WAL mode they run beside the
 writer (and beside other processes) and see every committed record, not the
@@ -56,8 +60,8 @@ _log = logging.getLogger("pooldaemon.usage")
 _GROUPS = frozenset(("provider", "model", "client", "day"))
 _POLL_S = 1.0  # how often a waiting writer checks that the main thread still runs
 _RETRY_S = 1.0  # after a failed write (disk full, file locked ...), wait at least this long
-FLUSH_INTERVAL = 0.02  # seconds from a batch's first record to its write
-FLUSH_MAX = 200  # records that start a write at once
+FLUSH_INTERVAL = 0.25  # seconds from a batch's first record to its write
+FLUSH_MAX = 1000  # records that start a write at once
 
 
 class UsageStore:
