@@ -74,7 +74,7 @@ class Served:
             try:
                 await _drain(self.upstream)
             finally:
-                self.upstream.close()
+                self.abandon()
 
     def abandon(self) -> None:
         """Close the upstream answer without reading the rest (the handler is ending)."""
@@ -350,10 +350,8 @@ async def _drain(resp: aiohttp.ClientResponse) -> None:
     the connection goes back to the pool. Usually only the chunked terminator is
     left; anything beyond :data:`_DRAIN_LIMIT` bytes or :data:`_DRAIN_S` seconds
     closes the connection instead (the caller's ``resp.close()``)."""
-    left = _DRAIN_LIMIT
     try:
         async with asyncio.timeout(_DRAIN_S):
-            while left > 0 and (chunk := await resp.content.readany()):
-                left -= len(chunk)
+            await read_limited(resp.content, _DRAIN_LIMIT)
     except (TimeoutError, aiohttp.ClientError):
         pass

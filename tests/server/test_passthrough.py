@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from tests.server.conftest import KEYS, GatewayFactory
+from tests.server.conftest import KEYS, Gateway, GatewayFactory
 from tests.server.fakes import CACHED, USAGE_IN, USAGE_OUT, Fault
 
 OPENAI_PROVIDER = {
@@ -266,7 +266,7 @@ async def test_bad_requests_get_the_anthropic_error_shape(gateway: GatewayFactor
     assert exc.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
 
 
-async def _stream_to_its_end(gw: Any, body: dict[str, Any]) -> tuple[bytes, float]:
+async def _stream_to_its_end(gw: Gateway, body: dict[str, Any]) -> tuple[bytes, float]:
     """The whole streamed body as a client reads it to the end of the response, and
     how long that took."""
     http = await gw.http()
