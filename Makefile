@@ -24,8 +24,22 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed-run
 
-run: $(VENV)/.installed-run
-	$(BIN)/pooldaemon run --config $(CONFIG)
+# The daemon runs as the systemd unit runs it: PYTHONOPTIMIZE=2 (python -OO, no
+# docstrings or asserts: 2.4 MiB less resident). Its bytecode is compiled here once:
+# Python writes none itself where PYTHONDONTWRITEBYTECODE is set or the files are
+# read-only, and would compile the sources at every start (slower, ~3 MiB more).
+# The interpreter's own library too, where it can be written (else it is left as is).
+OPTIMIZE := PYTHONOPTIMIZE=2
+$(VENV)/.bytecode: $(VENV)/.installed-run $(wildcard pooldaemon/*.py pooldaemon/*/*.py)
+	$(BIN)/python -OO -m compileall -q -j 0 pooldaemon \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
+	@$(BIN)/python -OO -m compileall -q -j 0 \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
+		>/dev/null 2>&1 || true
+	@touch $@
+
+run: $(VENV)/.bytecode
+	$(OPTIMIZE) $(BIN)/pooldaemon run --config $(CONFIG)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -87,7 +101,7 @@ bench-core: $(VENV)/.installed-run
 # 100k and 1M requests (about 12 minutes). wrk comes from Debian's package: installed
 # when missing and we are root with apt-get, else the target stops and says so.
 .PHONY: bench bench-deps
-bench: $(VENV)/.installed-run bench-deps
+bench: $(VENV)/.bytecode bench-deps
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 bench-deps:
@@ -105,7 +119,7 @@ bench-deps:
 # SOAK_SECONDS (default 180); prints a summary and fails when a check fails (crash,
 # malformed answer, usage records != answers, a cooldown not recovered, RSS growth).
 .PHONY: soak
-soak: $(VENV)/.installed-run
+soak: $(VENV)/.bytecode
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),180) $(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 clean:

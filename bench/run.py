@@ -7,7 +7,9 @@
 Starts, each in its own process and all on 127.0.0.1: a fast fake upstream
 (``bench/fake_upstream.py``), the floor proxy (``bench/floor_proxy.py``) and
 pooldaemon itself (``pooldaemon run`` on a temporary pool YAML with one
-OpenAI-format provider, the fake). For the pass-through path (OpenAI in, OpenAI
+OpenAI-format provider, the fake). Both proxies run with ``PYTHONOPTIMIZE=2``,
+as ``systemd/pooldaemon.service`` runs the daemon (``make bench`` compiles
+their bytecode for it first). For the pass-through path (OpenAI in, OpenAI
 upstream) and a translated path (Anthropic in, OpenAI upstream) it measures, in
 rounds and with the three targets (direct upstream, floor, pooldaemon) taking
 turns, so a neighbour's load falls on all of them alike:
@@ -121,10 +123,12 @@ class Bench:
         floor_argv = python_module(
             "bench.floor_proxy", "--port", str(floor_port), "--upstream", fake.base
         )
-        self.procs["floor"] = floor = start("floor", floor_argv, floor_port, self.tmp)
+        # Both proxies run as the systemd unit runs pooldaemon: python -OO.
+        optimized = {**os.environ, "PYTHONOPTIMIZE": "2"}
+        self.procs["floor"] = floor = start("floor", floor_argv, floor_port, self.tmp, optimized)
         config = self.tmp / "pool.yaml"
         config.write_text(POOL_YAML.format(base=fake.base))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("POOLDAEMON_")}
+        env = {k: v for k, v in optimized.items() if not k.startswith("POOLDAEMON_")}
         env["POOLDAEMON_LOG_LEVEL"] = "warning"  # one log line per request would dominate
         argv = [
             *_pooldaemon(), "run", "--config", str(config), "--state-dir", str(self.tmp / "state"),

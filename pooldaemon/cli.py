@@ -163,6 +163,15 @@ def _plan_against(path: Path, as_json: bool, admin: str) -> int:
 
 
 def _schema(output: Path | None) -> int:
+    if sys.flags.optimize >= 2:
+        # The descriptions are the models' docstrings, which -OO drops: the output
+        # would differ from the checked-in schema without saying why.
+        print(
+            "pooldaemon schema: Python runs with -OO (PYTHONOPTIMIZE=2), which drops the "
+            "docstrings the schema's descriptions come from; run it without",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     text = pool_json_schema_text()
     if output is None:
         sys.stdout.write(text)

@@ -69,6 +69,22 @@ def test_schema_to_stdout_and_file(tmp_path: Path, capsys: pytest.CaptureFixture
     assert target.read_text() == printed
 
 
+def test_schema_refuses_to_run_without_docstrings(tmp_path: Path) -> None:
+    """Under -OO (as the systemd unit runs the daemon) the descriptions would be missing."""
+    env = {**os.environ, "PYTHONOPTIMIZE": "2"}
+    target = tmp_path / "pool.schema.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "pooldaemon", "schema", "--output", str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "PYTHONOPTIMIZE=2" in done.stderr and "docstrings" in done.stderr
+    assert not target.exists()
+
+
 def test_run_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "pool.yaml"
     path.write_text("version: 1\nrouting: [x]\n")

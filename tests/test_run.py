@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import openai
+import pytest
 
 from tests.server.fakes import Fake, Fault, fake_app, serve
 
@@ -23,9 +24,13 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _start(config: Path, state: Path, port: int) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POOLDAEMON_")}
+async def _start(
+    config: Path, state: Path, port: int, optimize: str | None = None
+) -> asyncio.subprocess.Process:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POOLDAEMON_", "PYTHONOPT"))}
     env["RUN_TEST_KEY"] = KEY
+    if optimize is not None:
+        env["PYTHONOPTIMIZE"] = optimize
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -60,7 +65,10 @@ async def _wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
     raise AssertionError("the daemon did not start listening")
 
 
-async def test_daemon_serves_and_stops_gracefully(tmp_path: Path) -> None:
+# "2": as the systemd unit, `make run` and `make bench` run it (python -OO: no
+# docstrings, no asserts).
+@pytest.mark.parametrize("optimize", [None, "2"], ids=["plain", "optimized"])
+async def test_daemon_serves_and_stops_gracefully(tmp_path: Path, optimize: str | None) -> None:
     fake = Fake("up")
     fake.faults.append(Fault(stall=1.0))  # the first request is still running at SIGTERM
     async with serve(fake_app(fake)) as upstream:
@@ -71,7 +79,7 @@ async def test_daemon_serves_and_stops_gracefully(tmp_path: Path) -> None:
             "    keys: [{env: RUN_TEST_KEY}]\n    models: [{id: gpt-4o}]\n"
         )
         port = _port()
-        proc = await _start(config, tmp_path / "state", port)
+        proc = await _start(config, tmp_path / "state", port, optimize)
         await _wait_listening(port, proc)
         async with openai.AsyncOpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
