@@ -783,6 +783,13 @@ EDITS: list[Edit] = [
 ]  # fmt: skip
 
 
+# Edits that work on an existing provider; after enough remove_provider edits a
+# random sequence may have none left, and one is added first.
+_ON_A_PROVIDER = frozenset(
+    {change_endpoint, change_tuning, edit_keys, remove_provider, edit_aliases, edit_pricing}
+)
+
+
 def spec_docs() -> st.SearchStrategy[Doc]:
     """Generated specs with at least two providers and clients, for the edits to work on."""
 
@@ -817,6 +824,8 @@ def test_plan_of_random_edits_applies_like_a_fresh_start(data: st.DataObject) ->
     doc = data.draw(spec_docs(), label="A")
     changed = copy.deepcopy(doc)
     for edit in data.draw(st.lists(st.sampled_from(EDITS), max_size=5), label="edits"):
+        if edit in _ON_A_PROVIDER and not changed["providers"]:
+            add_provider(data.draw, changed)
         edit(data.draw, changed)
     check_plan(PoolSpec.model_validate(doc), PoolSpec.model_validate(changed))
 
