@@ -33,7 +33,7 @@ OPTIMIZE := PYTHONOPTIMIZE=2
 $(VENV)/.bytecode: $(VENV)/.installed-run $(wildcard pooldaemon/*.py pooldaemon/*/*.py)
 	$(BIN)/python -OO -m compileall -q -j 0 pooldaemon \
 		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"
-	@$(BIN)/python -OO -m compileall -q -j 0 \
+	@$(BIN)/python -OO -m compileall -q -j 0 -x '/(test|tests|idlelib|tkinter|turtledemo)/' \
 		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("stdlib"))')" \
 		>/dev/null 2>&1 || true
 	@touch $@
