@@ -44,6 +44,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, ttl_dns_cache=300)
     async with aiohttp.ClientSession(
         connector=connector,
+        # One session serves every client: cookies an upstream sets for one request
+        # must not go out with another client's (and nothing here needs cookies).
+        cookie_jar=aiohttp.DummyCookieJar(),
         headers={"User-Agent": f"pooldaemon/{__version__}"},
         auto_decompress=True,
     ) as session:

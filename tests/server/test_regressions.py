@@ -469,3 +469,47 @@ async def test_translated_stream_error_reaches_client(gateway) -> None:
             text = await resp.text()
         print("XLATE-ERR", repr(text[-300:]))
         assert "event: error" in text, text
+
+
+def _cookie_setting_upstream(seen: list[str | None]) -> web.Application:
+    async def h(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        answer = {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "hi"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        response = web.json_response(answer)
+        response.set_cookie("session", "for-the-first-client-only", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", h)
+    return app
+
+
+# 15. the upstream session kept cookies: one client's upstream session went out with
+# every later client's requests (the proxy's one ClientSession is shared by all)
+async def test_upstream_cookies_are_not_kept_between_requests(gateway) -> None:
+    seen: list[str | None] = []
+    async with serve(_cookie_setting_upstream(seen)) as up:
+        # A host name, not an IP address: aiohttp's default jar ignores cookies of IPs.
+        named = up.replace("127.0.0.1", "localhost")
+        gw = await gateway(providers=[_custom("c", named + "/v1")])
+        http = await gw.http()
+        for _ in range(2):
+            async with http.post(
+                f"{gw.url}/v1/chat/completions", json={"model": "gpt-4o", "messages": HI}
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+                assert "Set-Cookie" not in resp.headers  # nor relayed to the client
+    assert seen == [None, None]
