@@ -215,10 +215,13 @@ async def send_stream(
     client_gone: Callable[[Usage, float, bool], None],
 ) -> Served | Failed:
     started = time.perf_counter()
-    deadline = _first_byte_deadline(up)  # for the headers and the first event together
+    # One deadline for the headers and the first event together; an error body is
+    # read under the session's own limits instead (it can still be classified).
+    first_byte = asyncio.timeout_at(_first_byte_deadline(up))
     pending: aiohttp.ClientResponse | None = None
+    resp: aiohttp.ClientResponse | None = None
     try:
-        async with asyncio.timeout_at(deadline):
+        async with first_byte:
             resp = await session.post(
                 _parsed(up.url),
                 data=up.body,
@@ -226,23 +229,21 @@ async def send_stream(
                 timeout=up.timeout,
                 ssl=_ssl(up.provider),
             )
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        return Failed(_transport_failure(exc))
-    try:
-        if resp.status != 200:
-            return await _failed_from(resp)
-        if up.fmt.framing == "sse" and resp.content_type == "application/json":
-            # A stream was asked for and JSON came (an error, or a relay ignoring stream).
-            failed = await _failed_from(resp)
-            message = f"answered a stream request without a stream: {failed.failure.message}"
-            return Failed(Failure(FailureClass.server, message[:300]))
-        splitter: Splitter = SseSplitter() if up.fmt.framing == "sse" else LineSplitter()
-        watch = up.watch()
-        try:
-            async with asyncio.timeout_at(deadline):
-                first = await _first_events(resp, splitter, watch)
-        except TimeoutError as exc:
+            if resp.status != 200 or (
+                up.fmt.framing == "sse" and resp.content_type == "application/json"
+            ):
+                first_byte.reschedule(None)
+                return await _not_a_stream(resp)
+            splitter: Splitter = SseSplitter() if up.fmt.framing == "sse" else LineSplitter()
+            watch = up.watch()
+            first = await _first_events(resp, splitter, watch)
+    except BaseException as exc:  # a cancelled handler too: no half-read connection kept
+        if resp is not None:
+            resp.close()
+        if isinstance(exc, (TimeoutError, aiohttp.ClientError)):
             return Failed(_transport_failure(exc))
+        raise
+    try:
         if isinstance(first, Failed):
             return first
         ttfb = time.perf_counter() - started
@@ -273,6 +274,19 @@ async def send_stream(
     finally:
         if pending is None:
             resp.close()  # never keep a half-read connection; a no-op after a full read
+
+
+async def _not_a_stream(resp: aiohttp.ClientResponse) -> Failed:
+    """The failure of a stream request answered with an error or without a stream."""
+    try:
+        failed = await _failed_from(resp)
+    finally:
+        resp.close()
+    if resp.status != 200:
+        return failed
+    # A stream was asked for and JSON came (an error, or a relay ignoring ``stream``).
+    message = f"answered a stream request without a stream: {failed.failure.message}"
+    return Failed(Failure(FailureClass.server, message[:300]))
 
 
 async def _first_events(

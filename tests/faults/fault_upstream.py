@@ -41,6 +41,7 @@ class Fault(StrEnum):
     status_503 = "status_503"
     rate_limit = "rate_limit"  # 429 with Retry-After
     reset = "reset"  # TCP RST before any byte of the answer
+    error_reset = "error_reset"  # a 503 whose error body breaks off with a TCP RST
     partial_head = "partial_head"  # half a status line, then RST
     stall_headers = "stall_headers"  # nothing at all, until the proxy gives up
     stall_mid = "stall_mid"  # half the body (plain) or two events (stream), then nothing
@@ -185,6 +186,15 @@ async def _answer(request: web.Request, fault: Fault) -> web.StreamResponse:
         error = {"error": {"message": f"injected {fault}", "type": "server_error"}}
         return web.json_response(error, status=_STATUS[fault], headers=headers)
     if fault is Fault.reset:
+        _rst(request)
+        return await _hang()
+    if fault is Fault.error_reset:
+        error = json.dumps({"error": {"message": "injected", "type": "server_error"}}).encode()
+        resp = web.StreamResponse(status=503, headers={"Content-Type": "application/json"})
+        resp.content_length = len(error)
+        await resp.prepare(request)
+        await resp.write(error[: len(error) // 2])
+        await asyncio.sleep(0.01)  # let the half body leave before the reset
         _rst(request)
         return await _hang()
     if fault is Fault.partial_head:

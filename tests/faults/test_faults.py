@@ -43,6 +43,7 @@ SOLO_STATUS = {
     Fault.status_503: 502,
     Fault.rate_limit: 429,
     Fault.reset: 502,
+    Fault.error_reset: 502,
     Fault.partial_head: 502,
     Fault.stall_headers: 504,
     Fault.stall_mid: 504,
