@@ -7,12 +7,13 @@
 Starts, each in its own process and all on 127.0.0.1: a fast fake upstream
 (``bench/fake_upstream.py``), the floor proxy (``bench/floor_proxy.py``) and
 pooldaemon itself (``pooldaemon run`` on a temporary pool YAML with one
-OpenAI-format provider, the fake). Both proxies run with ``PYTHONOPTIMIZE=2``,
-as ``systemd/pooldaemon.service`` runs the daemon (``make bench`` compiles
-their bytecode for it first). For the pass-through path (OpenAI in, OpenAI
-upstream) and a translated path (Anthropic in, OpenAI upstream) it measures, in
-rounds and with the three targets (direct upstream, floor, pooldaemon) taking
-turns, so a neighbour's load falls on all of them alike:
+OpenAI-format provider, the fake). Both proxies run with ``PYTHONOPTIMIZE=2``
+and ``PYTHONNODEBUGRANGES=1``, as ``systemd/pooldaemon.service`` runs the
+daemon (``make bench`` compiles their bytecode for it first). For the
+pass-through path (OpenAI in, OpenAI upstream) and a translated path (Anthropic
+in, OpenAI upstream) it measures, in rounds and with the three targets (direct
+upstream, floor, pooldaemon) taking turns, so a neighbour's load falls on all of
+them alike:
 
 - requests/s at 32 connections (wrk, 2 threads), and the CPU time (user +
   system, from ``/proc/PID/stat``) each target's process spent per request;
@@ -123,8 +124,8 @@ class Bench:
         floor_argv = python_module(
             "bench.floor_proxy", "--port", str(floor_port), "--upstream", fake.base
         )
-        # Both proxies run as the systemd unit runs pooldaemon: python -OO.
-        optimized = {**os.environ, "PYTHONOPTIMIZE": "2"}
+        # Both proxies run as the systemd unit runs pooldaemon: python -OO, no column tables.
+        optimized = {**os.environ, "PYTHONOPTIMIZE": "2", "PYTHONNODEBUGRANGES": "1"}
         self.procs["floor"] = floor = start("floor", floor_argv, floor_port, self.tmp, optimized)
         config = self.tmp / "pool.yaml"
         config.write_text(POOL_YAML.format(base=fake.base))

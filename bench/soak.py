@@ -272,6 +272,7 @@ async def _daemon(config: Path, state: Path, log: Path) -> AsyncIterator[Daemon]
         "POOLDAEMON_MAX_RESPONSE_BYTES": str(MiB),  # endless answers end here
         "POOLDAEMON_LOG_LEVEL": "warning",  # not one line per request
         "PYTHONOPTIMIZE": "2",  # as the systemd unit runs it
+        "PYTHONNODEBUGRANGES": "1",
     }
     port, admin_port = _port(), _port()
     with log.open("wb") as sink:

@@ -27,10 +27,15 @@ def _port() -> int:
 async def _start(
     config: Path, state: Path, port: int, optimize: str | None = None
 ) -> asyncio.subprocess.Process:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POOLDAEMON_", "PYTHONOPT"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POOLDAEMON_", "PYTHONOPT", "PYTHONNODEBUG"))
+    }
     env["RUN_TEST_KEY"] = KEY
     if optimize is not None:
         env["PYTHONOPTIMIZE"] = optimize
+        env["PYTHONNODEBUGRANGES"] = "1"
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -66,7 +71,7 @@ async def _wait_listening(port: int, proc: asyncio.subprocess.Process) -> None:
 
 
 # "2": as the systemd unit, `make run` and `make bench` run it (python -OO: no
-# docstrings, no asserts).
+# docstrings, no asserts; no column tables either).
 @pytest.mark.parametrize("optimize", [None, "2"], ids=["plain", "optimized"])
 async def test_daemon_serves_and_stops_gracefully(tmp_path: Path, optimize: str | None) -> None:
     fake = Fake("up")

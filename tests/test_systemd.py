@@ -334,6 +334,7 @@ def test_unit_runs_the_daemon_hardened() -> None:
     assert "POOLDAEMON_STATE_DIR=%S/pooldaemon" in environment
     # As bench/run.py and `make run` start it (tests/test_run.py serves with it).
     assert "PYTHONOPTIMIZE=2" in environment
+    assert "PYTHONNODEBUGRANGES=1" in environment
     # Upstreams live anywhere the YAML says: no IP allow list.
     assert "IPAddressDeny" not in unit
 
