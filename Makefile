@@ -92,10 +92,12 @@ test: lint typecheck pytest
 schema: $(VENV)/.installed-run
 	$(BIN)/pooldaemon schema --output schemas/pool.schema.json
 
-# Micro-benchmarks of the pool core (route, snapshot build) and the usage store.
+# Micro-benchmarks of the pool core (route, snapshot build), the usage store and a
+# stream's relay (CPU per upstream event).
 bench-core: $(VENV)/.installed-run
 	$(BIN)/python bench/bench_route.py
 	$(BIN)/python bench/bench_usage.py
+	$(BIN)/python bench/bench_stream.py
 
 # The load benchmark (bench/run.py): a fake upstream, a minimal aiohttp proxy as the
 # floor and pooldaemon, each its own process on 127.0.0.1, loaded by wrk; about 3

