@@ -77,26 +77,26 @@ async def test_inbound_large_body(gateway) -> None:
 
 
 # 3. send_plain: content.read(n) + at_eof() on a chunked / multi-packet answer
+# A whole Chat Completions answer, as the custom upstreams below send it.
+_ANSWER = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
 def _chunked_upstream(status=200, pause=0.2):
     async def h(request):
         await request.read()
         resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
-        answer = {
-            "id": "x",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "hi"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
+        answer = _ANSWER
         if status != 200:
             answer = {
                 "error": {"message": "bad param " + "y" * 50, "type": "invalid_request_error"}
@@ -474,21 +474,7 @@ async def test_translated_stream_error_reaches_client(gateway) -> None:
 def _cookie_setting_upstream(seen: list[str | None]) -> web.Application:
     async def h(request: web.Request) -> web.Response:
         seen.append(request.headers.get("Cookie"))
-        answer = {
-            "id": "c",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "hi"},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }
-        response = web.json_response(answer)
+        response = web.json_response(_ANSWER)
         response.set_cookie("session", "for-the-first-client-only", path="/")
         return response
 
