@@ -106,7 +106,7 @@ class Refresher:
             endpoint = self._endpoint(provider)
             if endpoint is not None:
                 endpoints[provider.id] = endpoint
-            stored = self.catalogs.get(provider.id)
+            stored = self.catalogs.get(provider.id) if provider.discover else None
             if stored is not None and _usable(stored, provider, endpoint):
                 catalogs[provider.id] = tuple(
                     m for m in stored.models if m.id not in stored.unavailable
@@ -136,7 +136,7 @@ class Refresher:
         provider has a kept catalog (the oldest fetch counts), each pricing job
         when its source's last check succeeded."""
         out: dict[str, float] = {}
-        fetched = [self.catalogs.get(p.id) for p in spec.providers if p.enabled]
+        fetched = [self.catalogs.get(p.id) for p in spec.providers if p.enabled and p.discover]
         if fetched and all(c is not None and c.fetched_at and not c.error for c in fetched):
             out["catalog"] = min(c.fetched_at for c in fetched if c is not None)
         for job in job_plan(spec):
@@ -201,9 +201,11 @@ class Refresher:
     async def refresh_catalogs(self) -> str:
         """List every enabled provider's models (detecting formats first where needed),
         keep and publish them. Raises RefreshFailed naming the providers that failed
-        (their previous catalogs stay)."""
+        (their previous catalogs stay). Providers with ``discover: false`` are left
+        out: they have no model list to fetch, which is not a failure."""
         spec, snapshot, secrets = self._applied()
-        providers = [p for p in snapshot.providers if p.spec.enabled]
+        enabled = [p for p in snapshot.providers if p.spec.enabled]
+        providers = [p for p in enabled if p.spec.discover]
         gate = asyncio.Semaphore(CONCURRENT_PROVIDERS)
         async with self._session_factory() as session:
 
@@ -222,7 +224,8 @@ class Refresher:
                     )
                 self.catalogs[outcome.provider] = outcome.catalog
         known = {p.id for p in spec.providers}
-        for gone in [pid for pid in self.catalogs if pid not in known]:
+        listed = {p.id for p in spec.providers if p.discover}
+        for gone in [pid for pid in self.catalogs if pid not in listed]:
             del self.catalogs[gone]
         for gone in [pid for pid in self.endpoints if pid not in known]:
             del self.endpoints[gone]
@@ -233,6 +236,8 @@ class Refresher:
             _log.warning("catalog provider=%s error=%s", outcome.provider, outcome.error)
         models = sum(o.models for o in outcomes)
         summary = f"{len(outcomes) - len(failed)}/{len(outcomes)} providers, {models} models"
+        if len(enabled) > len(providers):
+            summary += f", {len(enabled) - len(providers)} not listed (discover: false)"
         if failed:
             details = "; ".join(str(o.error) for o in failed)
             raise RefreshFailed(f"{summary}; {details}")

@@ -177,6 +177,7 @@ def _provider_json(
         "keys": keys,
         "models": len(view.models),
         "wildcard": view.wildcard,
+        "discover": spec.discover,
         "catalog": refresh.catalog_json(pid) if refresh is not None else None,
         "state": {
             "phase": str(runtime.phase(pid, now)),

@@ -238,6 +238,9 @@ class ProviderSpec(SpecModel):
     """Only these model ids (globs) are routed here; empty allows all."""
     models: tuple[ModelSpec, ...] = ()
     """Models declared statically, in addition to those discovered."""
+    discover: StrictBool = True
+    """false: never fetch the provider's model list (a relay without one); the models:
+    declared are routed here or, with none declared, any model allow_models accepts."""
     headers: dict[StrictStr, StrictStr] = Field(default_factory=dict)
     """Extra HTTP headers sent upstream (not for credentials: use keys)."""
     timeout: PositiveDuration = timedelta(minutes=10)
@@ -284,6 +287,14 @@ class ProviderSpec(SpecModel):
         problems: list[tuple[Loc, str]] = []
         if self.base_url is None:
             problems.append(((), "format: auto needs a base_url"))
+        if self.format == "auto" and not self.discover:
+            problems.append(
+                (
+                    ("discover",),
+                    "format: auto is detected through the model list; "
+                    "with discover: false, set the format",
+                )
+            )
         if self.connect_timeout > self.timeout:
             problems.append((("connect_timeout",), "connect_timeout is longer than timeout"))
         if self.first_byte_timeout > self.timeout:

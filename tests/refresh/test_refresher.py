@@ -156,6 +156,44 @@ async def test_catalog_refresh_publishes_filtered_enriched_models_and_survives_f
     assert KEY not in json.dumps(body)
 
 
+async def test_a_provider_without_discovery_is_not_listed_and_keeps_its_declared_models(
+    pool: Start, serving: Start
+) -> None:
+    listed = CatalogFake("openai", openai_models("gpt-4o", "my-custom"))
+    bare = CatalogFake("openai", openai_models("gpt-4o"))
+    listed_url, bare_url = await serving(catalog_app(listed)), await serving(catalog_app(bare))
+
+    def yaml(discover: str) -> str:
+        return _relay(listed_url) + (
+            f"  - id: bare\n    base_url: {bare_url}/v1\n    location: cloud\n"
+            f"    keys: [{{env: CATALOG_KEY}}]\n    discover: {discover}\n"
+            "    models: [{id: my-relay-model}]\n"
+        )
+
+    p = await pool(yaml("true"))
+    await p.refresher.refresh_catalogs()  # listed while discovery is on
+    assert sorted(p.view("bare").models) == ["gpt-4o", "my-relay-model"]
+    # The relay drops its model list: listing it now would fail every refresh.
+    bare.statuses = [404] * 10
+    p.config.write_text(yaml("false"))
+    assert (await p.reconciler.reconcile("admin")).result == "success"
+    assert sorted(p.view("bare").models) == ["my-relay-model"]  # the kept list is not used
+    asked = len(bare.requests)
+    status, done = await p.post("/admin/v1/refresh/catalog")
+    assert status == 200 and done["result"] == "success"
+    summary = done["jobs"][0]["last_summary"]
+    assert summary == "1/1 providers, 2 models, 1 not listed (discover: false)"
+    assert len(bare.requests) == asked  # never asked for its list again
+    view = p.view("bare")
+    assert sorted(view.models) == ["my-relay-model"] and not view.wildcard
+    assert "my-relay-model" in p.proxy.applied.snapshot.index
+    assert sorted(p.view("relay").models) == ["gpt-4o", "my-custom"]
+    _, body = await p.get("/admin/v1/providers/bare")
+    assert body["discover"] is False and body["catalog"] is None
+    assert p.refresher.last_success(p.reconciler.applied.spec)["catalog"] > 0
+    assert "bare" not in json.loads((p.state_dir / "catalogs.json").read_text())["providers"]
+
+
 async def test_a_restart_with_the_upstream_down_still_routes(
     pool: Start, serving: Start, tmp_path: Path
 ) -> None:
