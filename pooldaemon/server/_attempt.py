@@ -52,8 +52,9 @@ class Upstream:
     watch: Callable[[], StreamWatch]
     max_response_bytes: int
     timeout: aiohttp.ClientTimeout
-    # For a translated answer: the upstream's JSON -> the client's body.
-    transform: Callable[[dict[str, Any]], bytes] | None = None
+    # For a translated answer: the upstream's JSON -> the client's body and the usage
+    # (read once, by the decoder that reads the rest of the answer).
+    transform: Callable[[dict[str, Any]], tuple[bytes, Usage]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,16 +196,18 @@ async def send_plain(
         return Failed(Failure(FailureClass.server, "upstream answered with invalid JSON"))
     if not isinstance(data, dict):
         return Failed(Failure(FailureClass.server, "upstream answered with a non-object JSON"))
-    if up.transform is not None:
+    if up.transform is None:
+        usage = up.fmt.usage(data)
+    else:
         try:
-            raw = up.transform(data)
+            raw, usage = up.transform(data)
         except (ValueError, TypeError, LookupError, AttributeError) as exc:
             message = f"upstream answer cannot be translated: {exc}"
             return Failed(Failure(FailureClass.server, message[:300]))
     response = web.Response(
         body=raw, status=200, content_type="application/json", headers=extra_headers
     )
-    return Served(response, up.fmt.usage(data), ttfb)
+    return Served(response, usage, ttfb)
 
 
 async def send_stream(

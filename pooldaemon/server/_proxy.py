@@ -316,7 +316,7 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
     assert fmt is not None, "checked by the caller"
     model = candidate.model
     inbound = ctx.fmt
-    transform: Callable[[dict[str, Any]], bytes] | None = None
+    transform: Callable[[dict[str, Any]], tuple[bytes, Usage]] | None = None
     watch: Callable[[], StreamWatch]
     if fmt is inbound:  # the fast path: the body passes through, model rewritten
         body, wants_usage = fmt.prepare(ctx.body, model, provider)
@@ -329,8 +329,9 @@ async def _upstream(ctx: _Context, candidate: Candidate, secret: str | None) -> 
             # A field of the wrong type (temperature: []) is the client's mistake.
             raise Reply(400, f"request cannot be sent to {provider.id}: {exc}") from None
 
-        def transform(data: dict[str, Any]) -> bytes:
-            return orjson.dumps(inbound.encode_response(fmt.decode_response(data), model))
+        def transform(data: dict[str, Any]) -> tuple[bytes, Usage]:
+            answer = fmt.decode_response(data)
+            return orjson.dumps(inbound.encode_response(answer, model)), answer.usage
 
         def watch() -> StreamWatch:
             return TranslatingWatch(
