@@ -52,6 +52,10 @@ class CatalogResult:
         return self.models is not None
 
 
+# A relay may serve chat but no model list; that is not an outage to report every hour.
+_NO_LISTING_HINT = " (if the provider has no model list, set discover: false on it)"
+
+
 class _Failed(Exception):
     """One listing attempt failed; the message is the cause, without the provider."""
 
@@ -121,7 +125,8 @@ async def _list_all(
         if status in (401, 403) and page_no == 0:
             raise _AuthRejected(f"HTTP {status} from GET {req.url}: {snippet(body)}")
         if status != 200:
-            raise _Failed(f"HTTP {status} from GET {req.url}: {snippet(body)}")
+            hint = _NO_LISTING_HINT if status in (404, 405) and page_no == 0 else ""
+            raise _Failed(f"HTTP {status} from GET {req.url}: {snippet(body)}{hint}")
         try:
             page = parse_page(fmt, json.loads(body))
         except (ValueError, ListingShapeError) as exc:

@@ -179,6 +179,8 @@ async def test_http_error(start: Start, session: aiohttp.ClientSession, status: 
     url = await start(fake)
     result = await fetch_catalog(session, provider_view(base_url=f"{url}/v1"), KEY)
     _assert_failed(result, f"HTTP {status}", f"{url}/v1/models")  # the fake echoed the key
+    # Only a missing listing points at the setting for relays without one.
+    assert ("set discover: false" in str(result.error)) is (status == 404)
 
 
 async def test_error_on_a_later_page_fails_the_whole_refresh(
