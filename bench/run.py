@@ -277,9 +277,19 @@ def _parse() -> tuple[Plan, Path | None]:
         plan = Plan(*_fields(plan)[:4], args.memory_requests)
     output = args.output
     if output is None and not args.no_save:
-        suffix = "-quick" if plan == QUICK else ""
-        output = ROOT / "bench" / "results" / f"{date.today().isoformat()}-bench{suffix}.txt"
+        output = _default_output(ROOT / "bench" / "results", plan == QUICK)
     return plan, output
+
+
+def _default_output(folder: Path, quick: bool) -> Path:
+    """``DATE-bench[-quick].txt``; a later run the same day gets ``-2``, ``-3`` ... so an
+    earlier run's file (maybe quoted somewhere) is never overwritten."""
+    stem = f"{date.today().isoformat()}-bench{'-quick' if quick else ''}"
+    path, n = folder / f"{stem}.txt", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}-{n}.txt"
+    return path
 
 
 def _fields(plan: Plan) -> tuple[int, int, int, int, int]:
