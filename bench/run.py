@@ -44,6 +44,7 @@ from pathlib import Path
 
 from bench._load import Call, anthropic_call, first_chunks, openai_call, run_wrk, write_requests
 from bench._procs import (
+    OPTIMIZED_ENV,
     ROOT,
     Proc,
     cpu_seconds,
@@ -125,7 +126,7 @@ class Bench:
             "bench.floor_proxy", "--port", str(floor_port), "--upstream", fake.base
         )
         # Both proxies run as the systemd unit runs pooldaemon: python -OO, no column tables.
-        optimized = {**os.environ, "PYTHONOPTIMIZE": "2", "PYTHONNODEBUGRANGES": "1"}
+        optimized = {**os.environ, **OPTIMIZED_ENV}
         self.procs["floor"] = floor = start("floor", floor_argv, floor_port, self.tmp, optimized)
         config = self.tmp / "pool.yaml"
         config.write_text(POOL_YAML.format(base=fake.base))

@@ -57,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: the fault upstream lives in tests/
     sys.path.insert(0, str(ROOT))
 
+from bench._procs import OPTIMIZED_ENV  # noqa: E402
 from tests.faults.fault_upstream import Fault, FaultUpstream, fault_app  # noqa: E402
 from tests.server.fakes import serve  # noqa: E402
 
@@ -271,8 +272,7 @@ async def _daemon(config: Path, state: Path, log: Path) -> AsyncIterator[Daemon]
         "POOLDAEMON_ADMIN_TOKEN": ADMIN_TOKEN,
         "POOLDAEMON_MAX_RESPONSE_BYTES": str(MiB),  # endless answers end here
         "POOLDAEMON_LOG_LEVEL": "warning",  # not one line per request
-        "PYTHONOPTIMIZE": "2",  # as the systemd unit runs it
-        "PYTHONNODEBUGRANGES": "1",
+        **OPTIMIZED_ENV,  # as the systemd unit runs it
     }
     port, admin_port = _port(), _port()
     with log.open("wb") as sink:
