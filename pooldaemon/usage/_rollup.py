@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pooldaemon.usage._histogram import merge_packed, pack, to_blob
@@ -105,11 +105,25 @@ ON CONFLICT (provider, key_id) DO UPDATE SET
 """
 
 
-def roll_up_after(conn: sqlite3.Connection, last_id: int) -> None:
+_ROLL_UP_STEP = 128
+_ROLL_UP_RANGE = _ROLL_UP.format(where="id > ? AND id <= ?")
+
+
+def roll_up_after(
+    conn: sqlite3.Connection, last_id: int, pause: Callable[[], object] = lambda: None
+) -> None:
     """Add the raw rows with ``id > last_id`` (the ones just inserted) to the rollup
-    and to the per-key counts."""
-    conn.execute(_ROLL_UP.format(where="id > ?"), (last_id,))
+    and to the per-key counts; ``pause()`` runs after each statement.
+
+    The rollup goes :data:`_ROLL_UP_STEP` rows a statement: one statement over a
+    whole batch of 1,000 took ~1.3 ms, the longest stretch of a flush without a
+    pause."""
+    (end,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()
+    for start in range(last_id, end, _ROLL_UP_STEP):
+        conn.execute(_ROLL_UP_RANGE, (start, min(start + _ROLL_UP_STEP, end)))
+        pause()
     conn.execute(_KEY_USAGE, (last_id,))
+    pause()
 
 
 def rebuild_days(conn: sqlite3.Connection, days: Iterable[int]) -> None:

@@ -16,6 +16,7 @@ import functools
 import itertools
 import math
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from pooldaemon.pool._tokens import Usage
@@ -120,8 +121,11 @@ def _insert_sql(rows: int) -> str:
     return f"INSERT INTO usage ({', '.join(_COLUMNS)}) VALUES {', '.join([one] * rows)}"
 
 
-def insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Insert rows of :func:`record_to_row`, in order (ids ascending)."""
+def insert_rows(
+    conn: sqlite3.Connection, rows: list[Row], pause: Callable[[], object] = lambda: None
+) -> None:
+    """Insert rows of :func:`record_to_row`, in order (ids ascending); ``pause()``
+    runs after each statement (the store's writer gives up its core there)."""
     start, left = 0, len(rows)
     size = _CHUNK
     while left:
@@ -129,6 +133,7 @@ def insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
             size //= 2
         part = rows[start : start + size]
         conn.execute(_insert_sql(size), list(itertools.chain.from_iterable(part)))
+        pause()
         start += size
         left -= size
 

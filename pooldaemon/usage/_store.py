@@ -5,16 +5,26 @@ buffer in one transaction ``flush_interval`` seconds after the first record
 came, or as soon as ``flush_max`` records wait; the same transaction adds them
 to the daily rollup (:mod:`pooldaemon.usage._rollup`). Each flush costs a
 fixed ~0.5 ms of CPU (transaction, rollup, commit, the pages of four indexes
-written to the WAL) beside the request path, and on two cores every such burst
-delays the requests it overlaps: the number of flushes per second is what
-shows in the p99 latency. After a load at 32 connections, sequential requests
-at one connection (~1,800/s) measured p99 1.35 ms with 20 ms batches and
-0.99 with 0.25 s batches of up to 1,000 (0.25 s capped at 200 records: 1.23;
-medians of 4 alternating rounds of 5,000 requests, direct upstream p99 0.23).
-Hence 0.25 s and 1,000 records: a SIGKILL loses at most the last
-:data:`FLUSH_INTERVAL`, a clean stop nothing. (Longer batches once grew the
-resident memory: one prepared statement per batch size; see
-:func:`pooldaemon.usage._rows.insert_rows`.)
+written to the WAL) plus ~5 us a record, beside the request path.
+
+On two cores that work shows in the request path's p99 latency: a request
+whose event loop wakes on the core the writer holds waits until the kernel
+preempts the writer, up to a scheduler slice (~1 ms). So the writer gives its
+core up (``sched_yield``) after each statement of a flush, none longer than
+~0.35 ms (batches of 450 and 1,000 records; the rollup goes in pieces): after a load at 32 connections, ``make bench``'s p99 at one
+connection was +0.96 to +1.40 ms over the direct upstream without the yields
+(three runs, both paths) and +0.70 to +0.98 with them (two runs; see
+``bench/results``, 2026-11-22 session 9). The writer
+keeps its normal priority: at ``SCHED_IDLE`` the p99 was lower still (+0.63
+to +0.78), but a busy machine can then starve the writer for seconds, while
+it holds the file's write lock, and an unprivileged thread cannot raise its
+priority again.
+
+Batches of up to 0.25 s and 1,000 records: fewer flushes, fewer of those
+collisions (20 ms batches measured p99 1.35 ms against 0.99 ms, session 5). A
+SIGKILL loses at most the last :data:`FLUSH_INTERVAL`, a clean stop nothing.
+(Longer batches once grew the resident memory: one prepared statement per
+batch size; see :func:`pooldaemon.usage._rows.insert_rows`.)
 
 While nothing comes, the writer sleeps. Reads go through their own
 connection, one read transaction per call: in WAL mode they run beside the
@@ -26,6 +36,7 @@ every change of the raw rows.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -62,6 +73,9 @@ _POLL_S = 1.0  # how often a waiting writer checks that the main thread still ru
 _RETRY_S = 1.0  # after a failed write (disk full, file locked ...), wait at least this long
 FLUSH_INTERVAL = 0.25  # seconds from a batch's first record to its write
 FLUSH_MAX = 1000  # records that start a write at once
+# Between the statements of a flush the writer lets a waiting thread have its core
+# (the module docstring says why). Where the OS has no sched_yield: nothing.
+_yield_core: Callable[[], object] = getattr(os, "sched_yield", lambda: None)
 
 
 class UsageStore:
@@ -127,8 +141,8 @@ class UsageStore:
         try:
             with transaction(self._writer) as conn:
                 last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()[0]
-                insert_rows(conn, batch)
-                roll_up_after(conn, last_id)
+                insert_rows(conn, batch, _yield_core)
+                roll_up_after(conn, last_id, _yield_core)
         except sqlite3.Error as exc:
             self._requeue(batch)
             self._fail("write usage records to", exc)

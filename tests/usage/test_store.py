@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pooldaemon.errors import PoolError, StoreError
 from pooldaemon.pool._tokens import Usage
-from pooldaemon.usage import UsageStore
+from pooldaemon.usage import UsageStore, _store
 from pooldaemon.usage._rows import insert_rows, record_to_row
 from pooldaemon.usage._schema import SCHEMA_VERSION, open_database
 
@@ -101,6 +101,31 @@ def test_batches_use_six_statement_sizes_and_keep_their_order(tmp_path: Path, co
     ids = [r for (r,) in conn.execute("SELECT request_id FROM usage ORDER BY id")]
     assert ids == [f"r{i}" for i in range(count)]
     conn.close()
+
+
+def test_the_writer_yields_its_core_after_each_statement_of_a_flush(
+    store: UsageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No two of a flush's INSERTs (rows, rollup, per-key counts) run back to back:
+    each one is followed by a pause, where the writer gives up its core; and the
+    rollup written in pieces sums up the same as the raw rows."""
+    events: list[str] = []
+    monkeypatch.setattr(_store, "_yield_core", lambda: events.append("pause"))
+
+    def statement(sql: str) -> None:
+        if sql.lstrip().startswith("INSERT"):
+            events.append(sql.split()[2])  # the table
+
+    store._writer.set_trace_callback(statement)
+    for i in range(300):
+        store.add(record(request_id=f"r{i}", model=f"m{i % 3}"))
+    assert store.flush() == 300
+    store._writer.set_trace_callback(None)
+    # 300 rows: statements of 32 rows (9), 8 and 4; the rollup 128 rows a statement.
+    tables = ["usage"] * 11 + ["usage_daily"] * 3 + ["key_usage"]
+    assert events == [e for table in tables for e in (table, "pause")]
+    by_model = store.summarize(DAY0, DAY0 + DAY, "model")
+    assert sorted((s.key, s.requests) for s in by_model) == [("m0", 100), ("m1", 100), ("m2", 100)]
 
 
 def test_a_nul_in_a_name_is_stored_as_a_replacement_character(store: UsageStore) -> None:
