@@ -7,19 +7,19 @@ to the daily rollup (:mod:`pooldaemon.usage._rollup`). Each flush costs a
 fixed ~0.5 ms of CPU (transaction, rollup, commit, the pages of four indexes
 written to the WAL) plus ~5 us a record, beside the request path.
 
-On two cores that work shows in the request path's p99 latency. As we read
-the measurements, a request whose event loop wakes on the core the writer
-holds waits until the kernel preempts the writer, which can take a scheduler
-slice (~1 ms). So the writer gives its
-core up (``sched_yield``) after each statement of a flush, and the rollup goes
-in pieces: no statement runs longer than ~0.35 ms (batches of 450 and 1,000
-records). After a load at 32 connections, ``make bench``'s p99 at one
-connection was +0.96 to +1.40 ms over the direct upstream without the yields
-(three runs, both paths) and +0.70 to +0.98 with them (five runs; see
-``bench/results/2026-11-22-profile.txt``, session 9). The writer keeps its
-normal priority: at ``SCHED_IDLE`` the p99 was lower still (+0.63 to +0.78),
-but a busy machine can then starve the writer for seconds, while it holds the
-file's write lock, and an unprivileged thread cannot raise its priority again.
+On two cores that work shows in the request path's p99 latency. As we read the
+measurements, a request whose event loop wakes on the core the writer holds
+waits until the kernel preempts the writer, which can take a scheduler slice
+(~1 ms). So the writer gives its core up (``sched_yield``) after each
+statement of a flush, and the rollup goes in pieces: no statement runs longer
+than ~0.35 ms (batches of 450 and 1,000 records). After a load at 32
+connections, ``make bench``'s p99 at one connection was +0.96 to +1.40 ms over
+the direct upstream without the yields (three runs, both paths) and +0.70 to
++0.98 with them (five runs; see ``bench/results/2026-11-22-profile.txt``,
+session 9). The writer keeps its normal priority: at ``SCHED_IDLE`` the p99
+was lower still (+0.63 to +0.78), but a busy machine can then starve the
+writer for seconds, while it holds the file's write lock, and an unprivileged
+thread cannot raise its priority again.
 
 Batches of up to 0.25 s and 1,000 records: fewer flushes, fewer of those
 collisions (20 ms batches measured p99 1.35 ms against 0.99 ms, session 5). A
