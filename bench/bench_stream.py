@@ -21,6 +21,7 @@ import platform
 import time
 from collections.abc import Callable
 
+from pooldaemon.server._attempt import relay_read
 from pooldaemon.upstream._base import StreamWatch
 from pooldaemon.upstream._sse import SseSplitter
 from pooldaemon.upstream._translate import TranslatingWatch
@@ -51,7 +52,8 @@ def token_stream(events: int) -> bytes:
 
 
 def relay(reads: list[bytes], translated: bool) -> int:
-    """The relay loop of ``_attempt.py`` over ``reads``; the bytes the client gets."""
+    """The relay loop of ``_attempt.py`` (its ``relay_read``) over ``reads``; the bytes
+    the client gets."""
     watch: StreamWatch
     if translated:
         body = {"model": "m", "max_tokens": 16, "stream": True, "messages": [HI]}
@@ -62,7 +64,7 @@ def relay(reads: list[bytes], translated: bool) -> int:
     splitter = SseSplitter()
     sent = 0
     for read in reads:
-        sent += len(b"".join([b for b in (watch.relay(e) for e in splitter.feed(read)) if b]))
+        sent += len(relay_read(read, splitter, watch))
     if not watch.done:
         raise AssertionError("the stream did not end normally")
     return sent

@@ -26,7 +26,7 @@ from pooldaemon.server._replies import read_limited, retry_after
 from pooldaemon.upstream._base import StreamWatch, WireFormat
 from pooldaemon.upstream._sse import LineSplitter, SseEvent, SseSplitter
 
-__all__ = ["Failed", "Served", "Upstream", "send_plain", "send_stream"]
+__all__ = ["Failed", "Served", "Upstream", "relay_read", "send_plain", "send_stream"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
 _DRAIN_LIMIT = 64 * 1024  # bytes an upstream may still send after its stream's end marker
@@ -292,6 +292,12 @@ async def _not_a_stream(resp: aiohttp.ClientResponse) -> Failed:
     return Failed(Failure(FailureClass.server, message[:300]))
 
 
+def relay_read(chunk: bytes, splitter: Splitter, watch: StreamWatch) -> bytes:
+    """What one read of the upstream's body gives the client: its events, framed by
+    ``splitter`` and relayed (or translated) by ``watch``; b"" when none is due."""
+    return b"".join([b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b])
+
+
 async def _first_events(
     resp: aiohttp.ClientResponse, splitter: Splitter, watch: StreamWatch
 ) -> bytes | Failed:
@@ -301,12 +307,12 @@ async def _first_events(
             chunk = await resp.content.readany()
             if not chunk:
                 return Failed(Failure(FailureClass.transient, "stream ended before any event"))
-            out = [b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b]
+            out = relay_read(chunk, splitter, watch)
             if watch.error is not None:
                 kind = classify(529 if "overload" in watch.error.lower() else 500, watch.error)
                 return Failed(Failure(kind, f"stream error: {watch.error}"))
             if out:
-                return b"".join(out)
+                return out
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return Failed(_transport_failure(exc))
 
@@ -334,7 +340,7 @@ async def _relay(
             chunk = await resp.content.readany()
             if not chunk:
                 break
-            data = b"".join([b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b])
+            data = relay_read(chunk, splitter, watch)
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             return f"upstream connection broke: {type(exc).__name__}", b""
         except TimeoutError:
