@@ -110,15 +110,17 @@ _ROLL_UP_RANGE = _ROLL_UP.format(where="id > ? AND id <= ?")
 
 
 def roll_up_after(
-    conn: sqlite3.Connection, last_id: int, pause: Callable[[], object] = lambda: None
+    conn: sqlite3.Connection,
+    last_id: int,
+    end: int,
+    pause: Callable[[], object] = lambda: None,
 ) -> None:
-    """Add the raw rows with ``id > last_id`` (the ones just inserted) to the rollup
-    and to the per-key counts; ``pause()`` runs after each statement.
+    """Add the raw rows with ``last_id < id <= end`` (the ones just inserted) to the
+    rollup and to the per-key counts; ``pause()`` runs after each statement.
 
     The rollup goes :data:`_ROLL_UP_STEP` rows a statement: one statement over a
     whole batch of 1,000 took ~1.3 ms, the longest stretch of a flush without a
     pause."""
-    (end,) = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()
     for start in range(last_id, end, _ROLL_UP_STEP):
         conn.execute(_ROLL_UP_RANGE, (start, min(start + _ROLL_UP_STEP, end)))
         pause()

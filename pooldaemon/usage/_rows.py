@@ -123,19 +123,23 @@ def _insert_sql(rows: int) -> str:
 
 def insert_rows(
     conn: sqlite3.Connection, rows: list[Row], pause: Callable[[], object] = lambda: None
-) -> None:
+) -> int | None:
     """Insert rows of :func:`record_to_row`, in order (ids ascending); ``pause()``
-    runs after each statement (the store's writer gives up its core there)."""
+    runs after each statement (the store's writer gives up its core there). Returns
+    the id of the last row inserted (None for no rows)."""
     start, left = 0, len(rows)
     size = _CHUNK
+    last_id: int | None = None
     while left:
         while size > left:
             size //= 2
         part = rows[start : start + size]
-        conn.execute(_insert_sql(size), list(itertools.chain.from_iterable(part)))
+        cursor = conn.execute(_insert_sql(size), list(itertools.chain.from_iterable(part)))
+        last_id = cursor.lastrowid  # of a multi-row INSERT: its last row
         pause()
         start += size
         left -= size
+    return last_id
 
 
 def record_from_row(row: Row) -> UsageRecord:

@@ -142,8 +142,9 @@ class UsageStore:
         try:
             with transaction(self._writer) as conn:
                 last_id = conn.execute("SELECT COALESCE(MAX(id), 0) FROM usage").fetchone()[0]
-                insert_rows(conn, batch, _yield_core)
-                roll_up_after(conn, last_id, _yield_core)
+                end = insert_rows(conn, batch, _yield_core)
+                assert end is not None, "the batch is not empty"
+                roll_up_after(conn, last_id, end, _yield_core)
         except sqlite3.Error as exc:
             self._requeue(batch)
             self._fail("write usage records to", exc)
