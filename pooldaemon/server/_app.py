@@ -6,6 +6,7 @@ that disconnects cancels its handler, and with it the upstream request.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from collections.abc import AsyncIterator
 
@@ -52,6 +53,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         state.session = session
         yield
+        for task in state.settling:  # upstream bodies still draining: close them now
+            task.cancel()
+        await asyncio.gather(*state.settling, return_exceptions=True)
         state.session = None
 
 

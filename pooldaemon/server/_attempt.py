@@ -271,7 +271,7 @@ async def send_stream(
             client_gone(watch.usage, ttfb, watch.done)
             raise
         # The client has its whole stream; the rest of the upstream body (usually the
-        # chunked terminator alone) is read after the bookkeeping (Served.settle).
+        # chunked terminator alone) is read in the background (Served.settle).
         pending = resp if watch.done and not resp.content.at_eof() else None
         return Served(out, watch.usage, ttfb, broken or watch.error, pending)
     finally:

@@ -6,6 +6,7 @@ reload never changes a request half-way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -286,7 +287,8 @@ async def _try(
         except BaseException:
             result.abandon()
             raise
-        await result.settle()
+        if result.upstream is not None:
+            _settle_later(state, result)
         return result.response
     events = runtime.record_failure(
         provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model
@@ -297,6 +299,17 @@ async def _try(
         if result.failure.kind.fails_over:
             state.metrics.failovers(provider.id, str(result.failure.kind)).inc()
     return result
+
+
+def _settle_later(state: ProxyState, served: Served) -> None:
+    """Read the rest of the upstream's body in the background. The client has its
+    whole stream; were the handler to wait, the client's next request on the same
+    connection would wait too (aiohttp starts it when this handler returns), for as
+    long as the upstream keeps its body open after the end marker (up to the drain's
+    limit of a second)."""
+    task = asyncio.get_running_loop().create_task(served.settle())
+    state.settling.add(task)
+    task.add_done_callback(state.settling.discard)
 
 
 def _count_cooldowns(metrics: ProxyMetrics, events: list[PoolEvent]) -> None:

@@ -301,6 +301,50 @@ async def test_stream_ends_for_the_client_at_the_end_marker(gateway: GatewayFact
     assert fake.peers[0] == fake.peers[1], "the upstream connection was not reused"
 
 
+async def test_the_next_request_on_a_connection_does_not_wait_for_an_upstream_that_lingers(
+    gateway: GatewayFactory,
+) -> None:
+    """After ``[DONE]`` the upstream's trailing bytes are read in the background: a
+    client that sends its next request on the same keep-alive connection gets its
+    answer at once, not after the upstream has ended its body (here 0.6 s)."""
+    gw = await gateway(providers=[OPENAI_PROVIDER])
+    fake = gw.fakes["oa"]
+    fake.faults.append(Fault(end_delay=0.6))
+    http = await gw.http()
+    sockets, took = [], []
+    for _ in range(2):
+        started = time.monotonic()
+        async with http.post(f"{gw.url}/v1/chat/completions", json=STREAM_BODY) as resp:
+            assert resp.status == 200
+            assert resp.connection is not None and resp.connection.transport is not None
+            sockets.append(resp.connection.transport.get_extra_info("sockname"))
+            raw = await resp.read()
+        took.append(time.monotonic() - started)
+        assert raw.endswith(b"data: [DONE]\n\n")
+    assert sockets[0] == sockets[1], "the client did not reuse its connection"
+    assert max(took) < 0.4, took
+    gw.store.flush()
+    assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success", "success"]
+    await asyncio.sleep(0.8)  # the first upstream answer ends; its drain lets go of it
+    assert not gw.state.settling
+
+
+async def test_shutdown_closes_upstream_answers_still_draining(gateway: GatewayFactory) -> None:
+    """A drain still running at shutdown is cancelled and its upstream connection
+    closed: the proxy stops at once, not when the drain's limit runs out."""
+    gw = await gateway(providers=[OPENAI_PROVIDER])
+    gw.fakes["oa"].faults.append(Fault(end_delay=5.0))
+    raw, took = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n") and took < 0.5, took
+    (draining,) = gw.state.settling
+    gw.store.flush()
+    assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success"]
+    started = time.monotonic()
+    await gw.stack.aclose()  # the proxy app's cleanup, then the fake's
+    assert time.monotonic() - started < 0.8
+    assert draining.cancelled() and not gw.state.settling
+
+
 @pytest.mark.parametrize(
     ("fault", "drain_s"),
     [
