@@ -49,7 +49,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy pooldaemon
+	$(BIN)/mypy pooldaemon bench
 
 pytest: $(VENV)/.installed-dev ci-deps
 	$(BIN)/pytest

@@ -189,6 +189,7 @@ async def _request(
 ) -> int | None:
     """One request, judged and counted; its status (None: no answer)."""
     kind = f"{api}-{'stream' if stream else 'plain'}"
+    body: dict[str, Any]
     if api == "openai":
         url, body = f"{base}/v1/chat/completions", {"model": model, "messages": HI}
     else:

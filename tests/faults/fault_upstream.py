@@ -189,11 +189,11 @@ async def _answer(request: web.Request, fault: Fault) -> web.StreamResponse:
         _rst(request)
         return await _hang()
     if fault is Fault.error_reset:
-        error = json.dumps({"error": {"message": "injected", "type": "server_error"}}).encode()
+        body = json.dumps({"error": {"message": "injected", "type": "server_error"}}).encode()
         resp = web.StreamResponse(status=503, headers={"Content-Type": "application/json"})
-        resp.content_length = len(error)
+        resp.content_length = len(body)
         await resp.prepare(request)
-        await resp.write(error[: len(error) // 2])
+        await resp.write(body[: len(body) // 2])
         await asyncio.sleep(0.01)  # let the half body leave before the reset
         _rst(request)
         return await _hang()
