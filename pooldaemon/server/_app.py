@@ -6,7 +6,6 @@ that disconnects cancels its handler, and with it the upstream request.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 from collections.abc import AsyncIterator
 
@@ -53,9 +52,8 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     ) as session:
         state.session = session
         yield
-        for task in state.settling:  # upstream bodies still draining: close them now
-            task.cancel()
-        await asyncio.gather(*state.settling, return_exceptions=True)
+        # Closing the session closes every upstream connection, those of answers
+        # still ending after their client's stream (Served.let_go) too.
         state.session = None
 
 

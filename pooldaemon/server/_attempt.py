@@ -29,8 +29,7 @@ from pooldaemon.upstream._sse import LineSplitter, SseEvent, SseSplitter
 __all__ = ["Failed", "Served", "Upstream", "relay_read", "send_plain", "send_stream"]
 
 _ERROR_BODY_LIMIT = 64 * 1024
-_DRAIN_LIMIT = 64 * 1024  # bytes an upstream may still send after its stream's end marker
-_DRAIN_S = 1.0  # and how long it may take
+_DRAIN_S = 1.0  # how long an upstream may take to end its body after its end marker
 
 
 class Splitter(Protocol):
@@ -67,20 +66,23 @@ class Served:
     broken: str | None = None  # the stream failed after it started
     # A stream whose end marker came before the upstream ended its body: still open.
     upstream: aiohttp.ClientResponse | None = None
+    streamed: bool = False  # sent and accounted for by the attempt (send_stream)
 
-    async def settle(self) -> None:
-        """Let go of the upstream answer once the bookkeeping is done: read what it
-        still sends after its stream's end, so its connection is reused, then close it."""
-        if self.upstream is not None:
-            try:
-                await _drain(self.upstream)
-            finally:
-                self.abandon()
+    def let_go(self) -> None:
+        """Leave the upstream answer to end on its own, with a limit.
 
-    def abandon(self) -> None:
-        """Close the upstream answer without reading the rest (the handler is ending)."""
-        if self.upstream is not None:
-            self.upstream.close()
+        aiohttp gives the connection back to its pool as soon as the body's end
+        (usually the chunked terminator alone) has been read off the socket,
+        whether or not anyone reads the body; what the upstream sends after its
+        end marker stays in the answer's buffer, which pauses the socket when full.
+        A body that has not ended :data:`_DRAIN_S` seconds later is closed
+        with its connection. A timer rather than a task: when the end comes in
+        time, all that runs is the timer's cancel.
+        """
+        up = self.upstream
+        if up is not None:
+            timer = asyncio.get_running_loop().call_later(_DRAIN_S, up.close)
+            up.content.on_eof(timer.cancel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +217,15 @@ async def send_stream(
     up: Upstream,
     request: web.Request,
     extra_headers: Mapping[str, str],
-    client_gone: Callable[[Usage, float, bool], None],
+    account: Callable[[Usage, float, str | None, str], None],
 ) -> Served | Failed:
+    """Stream ``up``'s answer to the client, relayed or translated event by event.
+
+    ``account(usage, ttfb, broken, outcome)`` is called once the client has had
+    something: before the stream's last bytes are written (the bookkeeping is
+    done while the client still reads the end, not while its next request on
+    the connection waits), or when the client has gone.
+    """
     started = time.perf_counter()
     # One deadline for the headers and the first event together; an error body is
     # read under the session's own limits instead (it can still be classified).
@@ -258,22 +267,28 @@ async def send_stream(
                 **extra_headers,
             },
         )
+        accounted = False
         try:
             await out.prepare(request)
             await out.write(first)
             broken, rest = await _relay(resp, splitter, watch, out)
             if broken is not None and not watch.error_relayed:
                 rest += watch.failure(broken) or up.inbound.stream_error(broken)
+            broken = broken or watch.error
+            accounted = True
+            account(watch.usage, ttfb, broken, "success" if broken is None else "broken_stream")
             await out.write_eof(rest)  # the last events and the end of the body: one write
         except (asyncio.CancelledError, ConnectionResetError):
             # What was streamed still counts; after the end marker went out, the client
             # closing (as SDKs do on [DONE]) is a normal end, not a disconnect.
-            client_gone(watch.usage, ttfb, watch.done)
+            if not accounted:
+                outcome = "success" if watch.done else "client_disconnected"
+                account(watch.usage, ttfb, None, outcome)
             raise
-        # The client has its whole stream; the rest of the upstream body (usually the
-        # chunked terminator alone) is read in the background (Served.settle).
+        # The client has its whole stream; the upstream's body (usually only its
+        # chunked terminator is left) ends on its own (Served.let_go).
         pending = resp if watch.done and not resp.content.at_eof() else None
-        return Served(out, watch.usage, ttfb, broken or watch.error, pending)
+        return Served(out, watch.usage, ttfb, broken, pending, streamed=True)
     finally:
         if pending is None:
             resp.close()  # never keep a half-read connection; a no-op after a full read
@@ -366,15 +381,3 @@ def _ended(watch: StreamWatch) -> bool:
     """Whether the client's stream has its normal end (``relay`` and ``finish`` set
     it: a function, so that the type checker does not keep an earlier answer)."""
     return watch.done
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read the upstream's body to its end after the client's stream has ended, so
-    the connection goes back to the pool. Usually only the chunked terminator is
-    left; anything beyond :data:`_DRAIN_LIMIT` bytes or :data:`_DRAIN_S` seconds
-    closes the connection instead (the caller's ``resp.close()``)."""
-    try:
-        async with asyncio.timeout(_DRAIN_S):
-            await read_limited(resp.content, _DRAIN_LIMIT)
-    except (TimeoutError, aiohttp.ClientError):
-        pass

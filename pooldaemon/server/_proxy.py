@@ -6,7 +6,6 @@ reload never changes a request half-way.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -87,6 +86,7 @@ class _Context:
     ir: ChatRequest | None = None  # the request in the IR, decoded when first translated
     images_inlined: bool = False
     untranslatable: str | None = None  # why the request could not go to another format
+    reported: bool = False  # request metrics and log line done (a stream does them early)
 
     async def translated(self, fmt: WireFormat) -> ChatRequest:
         """The request in the IR, ready for ``fmt``; raises TranslationError."""
@@ -129,12 +129,17 @@ def proxy_handler(fmt: WireFormat) -> Handler:
             status = 500
             return error_response(fmt, 500, "internal error", {"x-request-id": rid})
         finally:
-            elapsed = time.perf_counter() - started
-            if state.metrics is not None:
-                _observe_request(state.metrics, ctx, status, elapsed)
-            log_request(ctx, rid, status, elapsed)
+            if ctx is None or not ctx.reported:
+                _report(state, ctx, rid, status, time.perf_counter() - started)
 
     return handle
+
+
+def _report(state: ProxyState, ctx: _Context | None, rid: str, status: int, elapsed: float) -> None:
+    """The request's metrics and log line, once its answer is settled."""
+    if state.metrics is not None:
+        _observe_request(state.metrics, ctx, status, elapsed)
+    log_request(ctx, rid, status, elapsed)
 
 
 async def request_context(
@@ -274,21 +279,14 @@ async def _try(
     key_id = key.key_id if key else ""
     result = await _attempt(ctx, candidate, ctx.applied.secrets.get(key_id), key_id)
     if isinstance(result, Served):
-        try:
-            try:
-                if not result.response.prepared:
-                    # A whole answer goes out before the bookkeeping below: the client
-                    # has it sooner, and the next request on its connection is not kept
-                    # waiting. (A stream was sent by the attempt itself.)
-                    await result.response.prepare(ctx.request)
-                    await result.response.write_eof()
-            finally:  # recorded even when the client went away: the upstream answered
-                _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
-        except BaseException:
-            result.abandon()
-            raise
-        if result.upstream is not None:
-            _settle_later(state, result)
+        if result.streamed:  # sent, and accounted for on the way (_attempt's account)
+            result.let_go()
+            return result.response
+        try:  # a whole answer goes out before the bookkeeping: the client has it sooner
+            await result.response.prepare(ctx.request)
+            await result.response.write_eof()
+        finally:  # recorded even when the client went away: the upstream answered
+            _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
         return result.response
     events = runtime.record_failure(
         provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model
@@ -299,17 +297,6 @@ async def _try(
         if result.failure.kind.fails_over:
             state.metrics.failovers(provider.id, str(result.failure.kind)).inc()
     return result
-
-
-def _settle_later(state: ProxyState, served: Served) -> None:
-    """Read the rest of the upstream's body in the background. The client has its
-    whole stream; were the handler to wait, the client's next request on the same
-    connection would wait too (aiohttp starts it when this handler returns), for as
-    long as the upstream keeps its body open after the end marker (up to the drain's
-    limit of a second)."""
-    task = asyncio.get_running_loop().create_task(served.settle())
-    state.settling.add(task)
-    task.add_done_callback(state.settling.discard)
 
 
 def _count_cooldowns(metrics: ProxyMetrics, events: list[PoolEvent]) -> None:
@@ -385,12 +372,15 @@ async def _attempt(
     if not ctx.stream:
         return await send_plain(session, up, headers)
 
-    def client_gone(usage: Usage, ttfb: float, completed: bool) -> None:
-        # Synchronous on purpose: it runs while the handler is being cancelled.
-        outcome = "success" if completed else "client_disconnected"
-        _record(ctx, candidate, key_id, usage, ttfb, None, outcome=outcome)
+    def account(usage: Usage, ttfb: float, broken: str | None, outcome: str) -> None:
+        # Synchronous on purpose: it may run while the handler is being cancelled.
+        # The stream's status is settled (200, sent); the handler's own report would
+        # come only after the client has the end of the stream.
+        _record(ctx, candidate, key_id, usage, ttfb, broken, outcome=outcome)
+        ctx.reported = True
+        _report(state, ctx, ctx.request_id, 200, time.perf_counter() - ctx.started)
 
-    return await send_stream(session, up, ctx.request, headers, client_gone)
+    return await send_stream(session, up, ctx.request, headers, account)
 
 
 def _relay_error(ctx: _Context, failed: Failed, provider: ProviderView) -> web.Response:

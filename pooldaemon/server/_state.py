@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -52,9 +51,6 @@ class ProxyState:
         self.wall = wall
         self.session: aiohttp.ClientSession | None = None
         self.metrics: ProxyMetrics | None = None  # set by whoever owns the registry
-        # Upstream answers read to their end after the client's stream has ended
-        # (Served.settle), each bounded by the drain's limits; cancelled at shutdown.
-        self.settling: set[asyncio.Task[None]] = set()
 
     def apply(self, applied: Applied) -> None:
         """Serve a new snapshot from the next request on (requests in flight keep theirs)."""

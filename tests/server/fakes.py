@@ -38,6 +38,7 @@ class Fake:
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     peers: list[int] = field(default_factory=list)  # the client port of each request
+    transports: list[asyncio.Transport] = field(default_factory=list)  # of each request
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     url: str = ""
     text: str = "Hello from the fake"
@@ -148,6 +149,7 @@ def fake_app(fake: Fake) -> web.Application:
         fake.headers.append(dict(request.headers))
         assert request.transport is not None
         fake.peers.append(request.transport.get_extra_info("peername")[1])
+        fake.transports.append(request.transport)
         fault = fake.faults.pop(0) if fake.faults else Fault()
         try:
             if fault.stall:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -304,9 +305,10 @@ async def test_stream_ends_for_the_client_at_the_end_marker(gateway: GatewayFact
 async def test_the_next_request_on_a_connection_does_not_wait_for_an_upstream_that_lingers(
     gateway: GatewayFactory,
 ) -> None:
-    """After ``[DONE]`` the upstream's trailing bytes are read in the background: a
+    """After ``[DONE]`` the handler does not wait for the upstream to end its body: a
     client that sends its next request on the same keep-alive connection gets its
-    answer at once, not after the upstream has ended its body (here 0.6 s)."""
+    answer at once, not after the upstream has ended its body (here 0.6 s). Each
+    upstream connection goes back to the pool when its body has ended."""
     gw = await gateway(providers=[OPENAI_PROVIDER])
     fake = gw.fakes["oa"]
     fake.faults.append(Fault(end_delay=0.6))
@@ -325,31 +327,41 @@ async def test_the_next_request_on_a_connection_does_not_wait_for_an_upstream_th
     assert max(took) < 0.4, took
     gw.store.flush()
     assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success", "success"]
-    await asyncio.sleep(1.2)  # past the drain's 1 s limit: the first answer is let go of
-    assert not gw.state.settling
+    await asyncio.sleep(0.7)  # both upstream bodies have ended (0.6 s): pooled, not closed
+    raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
+    assert raw.endswith(b"data: [DONE]\n\n")
+    assert fake.peers[2] in fake.peers[:2], "an upstream connection was not reused"
 
 
-async def test_shutdown_closes_upstream_answers_still_draining(gateway: GatewayFactory) -> None:
-    """A drain still running at shutdown is cancelled and its upstream connection
-    closed: the proxy stops at once, not when the drain's limit runs out."""
+async def test_shutdown_closes_upstream_answers_still_ending(
+    gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upstream answer still open after its client's stream ended is closed at
+    shutdown: the proxy stops at once, not when the 1 s limit runs out, and the
+    limit's timer firing afterwards finds nothing to do."""
     gw = await gateway(providers=[OPENAI_PROVIDER])
-    gw.fakes["oa"].faults.append(Fault(end_delay=5.0))
+    fake = gw.fakes["oa"]
+    fake.faults.append(Fault(end_delay=5.0))
     raw, took = await _stream_to_its_end(gw, STREAM_BODY)
     assert raw.endswith(b"data: [DONE]\n\n") and took < 0.5, took
-    (draining,) = gw.state.settling
     gw.store.flush()
     assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success"]
+    (upstream,) = fake.transports
+    assert not upstream.is_closing()
     started = time.monotonic()
     await gw.stack.aclose()  # the proxy app's cleanup, then the fake's
     assert time.monotonic() - started < 0.8
-    assert draining.cancelled() and not gw.state.settling
+    assert upstream.is_closing()
+    await asyncio.sleep(1.1)  # the limit's timer fires on a closed session
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 @pytest.mark.parametrize(
     ("fault", "drain_s"),
     [
-        # more than 64 KiB after the end, and the body still open
-        (Fault(after_end=b": padding\n\n" * 7000, end_delay=0.3), 1.0),
+        # 1.1 MB after the end: reading pauses when the answer's buffer is full,
+        # so the end is never read, and the limit closes the connection
+        (Fault(after_end=b": padding\n\n" * 100_000, end_delay=0.3), 0.2),
         (Fault(end_delay=0.5), 0.05),  # the body does not end in time
     ],
     ids=["too-much-after-the-end", "no-end-in-time"],
@@ -358,7 +370,7 @@ async def test_stream_upstream_that_does_not_end_is_closed(
     gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch, fault: Fault, drain_s: float
 ) -> None:
     """What an upstream sends after its end marker never reaches the client; past the
-    drain's limits its connection is closed, not reused, and the next request works."""
+    limit its connection is closed, not reused, and the next request works."""
     monkeypatch.setattr("pooldaemon.server._attempt._DRAIN_S", drain_s)
     gw = await gateway(providers=[OPENAI_PROVIDER])
     fake = gw.fakes["oa"]
@@ -366,6 +378,7 @@ async def test_stream_upstream_that_does_not_end_is_closed(
     raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
     assert raw.endswith(b"data: [DONE]\n\n") and b"padding" not in raw
     await asyncio.sleep(0.7)
+    assert fake.transports[0].is_closing(), "the upstream connection was not closed"
     raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
     assert raw.endswith(b"data: [DONE]\n\n")
     assert fake.peers[0] != fake.peers[1], "a connection with an unread body was reused"
