@@ -145,7 +145,7 @@ def build_app(gap: float) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--gap", type=float, default=0.001, help="seconds after the first event")
     args = parser.parse_args()

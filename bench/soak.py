@@ -500,7 +500,7 @@ def _print_summary(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     default = float(os.environ.get("SOAK_SECONDS", "180"))
     parser.add_argument("--seconds", type=float, default=default, help="run time (SOAK_SECONDS)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
