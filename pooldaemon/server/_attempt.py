@@ -63,7 +63,6 @@ class Served:
     response: web.StreamResponse
     usage: Usage
     ttfb: float
-    broken: str | None = None  # the stream failed after it started
     # A stream whose end marker came before the upstream ended its body: still open.
     upstream: aiohttp.ClientResponse | None = None
     streamed: bool = False  # sent and accounted for by the attempt (send_stream)
@@ -288,7 +287,7 @@ async def send_stream(
         # The client has its whole stream; the upstream's body (usually only its
         # chunked terminator is left) ends on its own (Served.let_go).
         pending = resp if watch.done and not resp.content.at_eof() else None
-        return Served(out, watch.usage, ttfb, broken, pending, streamed=True)
+        return Served(out, watch.usage, ttfb, pending, streamed=True)
     finally:
         if pending is None:
             resp.close()  # never keep a half-read connection; a no-op after a full read

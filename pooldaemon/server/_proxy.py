@@ -286,7 +286,7 @@ async def _try(
             await result.response.prepare(ctx.request)
             await result.response.write_eof()
         finally:  # recorded even when the client went away: the upstream answered
-            _record(ctx, candidate, key_id, result.usage, result.ttfb, result.broken)
+            _record(ctx, candidate, key_id, result.usage, result.ttfb, None)
         return result.response
     events = runtime.record_failure(
         provider, result.failure, state.clock(), key_id=key_id or None, model=candidate.model

@@ -12,7 +12,7 @@ import anthropic
 import pytest
 
 from tests.server.conftest import KEYS, Gateway, GatewayFactory
-from tests.server.fakes import CACHED, USAGE_IN, USAGE_OUT, Fault
+from tests.server.fakes import CACHED, USAGE_IN, USAGE_OUT, Fake, Fault
 
 OPENAI_PROVIDER = {
     "id": "oa",
@@ -285,18 +285,28 @@ STREAM_BODY = {
 }
 
 
-async def test_stream_ends_for_the_client_at_the_end_marker(gateway: GatewayFactory) -> None:
-    """An upstream that keeps its body open after ``[DONE]`` does not hold the client:
-    the end marker and the end of the response leave together, the usage is recorded
-    at once, and the upstream connection is reused once its body has ended."""
+async def _stream_from_a_lingering_upstream(
+    gateway: GatewayFactory, end_delay: float
+) -> tuple[Gateway, Fake]:
+    """One stream from an upstream that keeps its body open ``end_delay`` seconds
+    after ``[DONE]``: the client has the whole stream at once, and its usage is
+    recorded."""
     gw = await gateway(providers=[OPENAI_PROVIDER])
     fake = gw.fakes["oa"]
-    fake.faults.append(Fault(end_delay=0.6))
+    fake.faults.append(Fault(end_delay=end_delay))
     raw, took = await _stream_to_its_end(gw, STREAM_BODY)
     assert raw.endswith(b"data: [DONE]\n\n") and took < 0.5, took
     gw.store.flush()
     assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success"]
-    await asyncio.sleep(0.8)  # the upstream ends its body; the proxy reads it to the end
+    return gw, fake
+
+
+async def test_stream_ends_for_the_client_at_the_end_marker(gateway: GatewayFactory) -> None:
+    """An upstream that keeps its body open after ``[DONE]`` does not hold the client:
+    the end marker and the end of the response leave together, the usage is recorded
+    at once, and the upstream connection is reused once its body has ended."""
+    gw, fake = await _stream_from_a_lingering_upstream(gateway, 0.6)
+    await asyncio.sleep(0.8)  # the upstream ends its body: its connection goes back to the pool
     raw, _ = await _stream_to_its_end(gw, STREAM_BODY)
     assert raw.endswith(b"data: [DONE]\n\n")
     assert fake.peers[0] == fake.peers[1], "the upstream connection was not reused"
@@ -339,13 +349,7 @@ async def test_shutdown_closes_upstream_answers_still_ending(
     """An upstream answer still open after its client's stream ended is closed at
     shutdown: the proxy stops at once, not when the 1 s limit runs out, and the
     limit's timer firing afterwards finds nothing to do."""
-    gw = await gateway(providers=[OPENAI_PROVIDER])
-    fake = gw.fakes["oa"]
-    fake.faults.append(Fault(end_delay=5.0))
-    raw, took = await _stream_to_its_end(gw, STREAM_BODY)
-    assert raw.endswith(b"data: [DONE]\n\n") and took < 0.5, took
-    gw.store.flush()
-    assert [r.outcome for r in gw.store.records(0, 2e9)] == ["success"]
+    gw, fake = await _stream_from_a_lingering_upstream(gateway, 5.0)
     (upstream,) = fake.transports
     assert not upstream.is_closing()
     started = time.monotonic()
