@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from pooldaemon._values import value_type
 from pooldaemon.errors import BudgetExceededError, UnknownModelError
 from pooldaemon.pool._budget import budget_problem
 from pooldaemon.pool._cooldown import Phase
@@ -46,7 +46,7 @@ class SkipReason(StrEnum):
     quota = "quota"  # held by a quota outside the spec (trial licence expired, exhausted)
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class RouteRequest:
     """What routing needs to know of one request."""
 
@@ -62,7 +62,7 @@ class RouteRequest:
     stream: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Candidate:
     provider: str
     model: str  # the upstream model id to send
@@ -71,7 +71,7 @@ class Candidate:
     target: Target | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Skipped:
     provider: str
     model: str
@@ -79,7 +79,7 @@ class Skipped:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class RouteDecision:
     model: str
     mode: Mode

@@ -27,8 +27,9 @@ again).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from pooldaemon._values import value_type
 
 __all__ = [
     "Usage",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Usage:
     """Disjoint token counts of one request (see the module docstring)."""
 

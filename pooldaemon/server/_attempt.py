@@ -13,7 +13,6 @@ import functools
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
@@ -21,6 +20,7 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
+from pooldaemon._values import value_type
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
 from pooldaemon.server._replies import read_limited, retry_after
 from pooldaemon.upstream._base import StreamWatch, WireFormat
@@ -38,7 +38,7 @@ class Splitter(Protocol):
     def feed(self, chunk: bytes) -> list[SseEvent]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Upstream:
     """Where and what one attempt sends."""
 
@@ -56,7 +56,7 @@ class Upstream:
     transform: Callable[[dict[str, Any]], tuple[bytes, Usage]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Served:
     """The client got an answer (for a stream: possibly ended by an error event)."""
 
@@ -84,7 +84,7 @@ class Served:
             up.content.on_eof(timer.cancel)
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Failed:
     """Nothing was sent to the client; ``status``/``body`` are the upstream's, if any."""
 

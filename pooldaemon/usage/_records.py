@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from pooldaemon._values import value_type
 from pooldaemon.pool._tokens import Usage
 
 __all__ = ["GroupBy", "Spend", "UsageRecord", "UsageSummary"]
@@ -13,7 +14,7 @@ GroupBy = Literal["provider", "model", "client", "day"]
 """How :meth:`UsageStore.summarize` groups records; ``day`` is the UTC date."""
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class UsageRecord:
     """One proxied request, as written to the store.
 
