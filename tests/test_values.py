@@ -8,11 +8,13 @@ import pytest
 
 from pooldaemon._values import value_type
 from pooldaemon.pool import Usage
+from pooldaemon.pool._latency import LatencyStats
 from pooldaemon.pool._router import Candidate, RouteDecision, RouteRequest, Skipped
 from pooldaemon.server._attempt import Failed, Served, Upstream
 from pooldaemon.usage import UsageRecord
 
 VALUE_TYPES = [
+    LatencyStats,
     Usage,
     UsageRecord,
     RouteRequest,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pooldaemon._values import value_type
 
 __all__ = ["ALPHA", "LatencyStats", "observe"]
 
 ALPHA = 0.2  # weight of the newest sample: about the last ten requests matter
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class LatencyStats:
     """EWMA of total latency and of time to first byte, in seconds."""
 

@@ -309,7 +309,10 @@ async def _not_a_stream(resp: aiohttp.ClientResponse) -> Failed:
 def relay_read(chunk: bytes, splitter: Splitter, watch: StreamWatch) -> bytes:
     """What one read of the upstream's body gives the client: its events, framed by
     ``splitter`` and relayed (or translated) by ``watch``; b"" when none is due."""
-    return b"".join([b for b in (watch.relay(e) for e in splitter.feed(chunk)) if b])
+    events = splitter.feed(chunk)
+    if len(events) == 1:  # a token stream's usual read: one event, nothing to join
+        return watch.relay(events[0]) or b""
+    return b"".join([b for b in map(watch.relay, events) if b])
 
 
 async def _first_events(
