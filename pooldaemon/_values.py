@@ -4,9 +4,9 @@ A ``@dataclass(frozen=True)`` sets each field in ``__init__`` through
 ``object.__setattr__`` (its own ``__setattr__`` refuses), about five times the
 cost of a plain slotted dataclass: 1.07 against 0.19 us for ten fields on the
 benchmark machine. A request builds about ten such values (route request and
-decision, candidates, upstream, answer, usage, usage record), each at a moment
-when the process has just woken with cold caches, where they cost three to five
-times that. Types made with :func:`value_type` are frozen to the type checker
+decision, candidates, upstream, answer, usage, usage record, latency stats),
+each at a moment when the process has just woken with cold caches, where they
+cost three to five times that. Types made with :func:`value_type` are frozen to the type checker
 (``dataclass_transform(frozen_default=True)``: mypy rejects an assignment to a
 field) and hashable by their fields as frozen dataclasses are, but build like
 plain slotted dataclasses. The snapshot's types stay runtime-frozen dataclasses:

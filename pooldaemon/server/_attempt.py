@@ -58,14 +58,16 @@ class Upstream:
 
 @value_type
 class Served:
-    """The client got an answer (for a stream: possibly ended by an error event)."""
+    """The client got an answer (for a stream: possibly ended by an error event).
+
+    A stream's ``response`` is sent (prepared) and accounted for already; a whole
+    answer's is not sent yet, so that the caller sends it before its bookkeeping."""
 
     response: web.StreamResponse
     usage: Usage
     ttfb: float
     # A stream whose end marker came before the upstream ended its body: still open.
     upstream: aiohttp.ClientResponse | None = None
-    streamed: bool = False  # sent and accounted for by the attempt (send_stream)
 
     def let_go(self) -> None:
         """Leave the upstream answer to end on its own, with a limit.
@@ -287,7 +289,7 @@ async def send_stream(
         # The client has its whole stream; the upstream's body (usually only its
         # chunked terminator is left) ends on its own (Served.let_go).
         pending = resp if watch.done and not resp.content.at_eof() else None
-        return Served(out, watch.usage, ttfb, pending, streamed=True)
+        return Served(out, watch.usage, ttfb, pending)
     finally:
         if pending is None:
             resp.close()  # never keep a half-read connection; a no-op after a full read

@@ -279,7 +279,7 @@ async def _try(
     key_id = key.key_id if key else ""
     result = await _attempt(ctx, candidate, ctx.applied.secrets.get(key_id), key_id)
     if isinstance(result, Served):
-        if result.streamed:  # sent, and accounted for on the way (_attempt's account)
+        if result.response.prepared:  # a stream: sent and accounted for by the attempt
             result.let_go()
             return result.response
         try:  # a whole answer goes out before the bookkeeping: the client has it sooner
