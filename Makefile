@@ -2,7 +2,16 @@
 # lint, type-check and the test suite. Both create .venv themselves; a second run
 # reinstalls only when pyproject.toml changed.
 
-PYTHON ?= python3
+# The interpreter .venv is made from: the distribution's own /usr/bin/python3 when it
+# is 3.11 or newer and can make a venv (ensurepip, Debian's python3-venv), else the
+# first python3 on PATH. Debian, Ubuntu and Fedora build theirs with profile-guided
+# and link-time optimisation; on the bench machine Debian's ran the same code 25-30%
+# faster than a default pyenv build (shared libpython, no PGO), 85-115 us less on a
+# stream's first chunk (bench/results/2026-11-22-profile.txt, session 13).
+# PYTHON=... overrides; an existing .venv keeps its interpreter until `make clean`.
+SYSTEM_PYTHON := /usr/bin/python3
+PYTHON ?= $(shell $(SYSTEM_PYTHON) -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' \
+	>/dev/null 2>&1 && echo $(SYSTEM_PYTHON) || echo python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/pool.yaml

@@ -6,6 +6,7 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -222,6 +223,11 @@ def _cpu_model() -> str:
     return platform.processor() or "?"
 
 
+def _interpreter() -> str:
+    """The venv's base interpreter: whose build (distribution or pyenv) the numbers are."""
+    return os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+
+
 def machine_facts(
     load_before: tuple[float, float, float],
     load_after: tuple[float, float, float],
@@ -238,7 +244,7 @@ def machine_facts(
         f"machine: {_cpu_model()}, {os.cpu_count()} CPUs (usable {len(os.sched_getaffinity(0))}), "
         f"Linux {platform.release()}",
         f"software: pooldaemon {__version__} ({_run('git', 'describe', '--always', '--dirty')}), "
-        f"CPython {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"CPython {platform.python_version()} ({_interpreter()}), aiohttp {aiohttp.__version__}, "
         f"{_run('wrk', '--version').split(' Copyright')[0]}",
         f"load average (1/5/15 min): {load(load_before)} before, {load(load_after)} after; "
         f"run took {seconds:.0f} s",
