@@ -116,19 +116,32 @@ def _parsed(url: str) -> URL:
 
 
 def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
-    """Total and connect limits; the first byte is timed by the attempt itself, so a
-    long stream may pause between events (``sock_read`` would cut it)."""
-    spec = provider.spec
-    return _client_timeout(spec.timeout.total_seconds(), spec.connect_timeout.total_seconds())
+    """aiohttp's own limit: opening a new connection (TCP and TLS) only.
+
+    The first byte and the total are timed by the attempt itself (:func:`_deadlines`),
+    with one timer moved from the one deadline to the other. aiohttp's ``total`` and
+    ``connect`` would be two more timers on every request, pooled connection or not,
+    all before the first byte (~20 us of a stream's first chunk here); ``sock_read``
+    would cut a long stream that pauses between events.
+    """
+    return _client_timeout(provider.spec.connect_timeout.total_seconds())
 
 
 @functools.lru_cache(maxsize=64)
-def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=total, connect=connect)  # immutable: one per value
+def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
+    # Immutable: one per value. total=None: aiohttp's default (5 min) would apply.
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect)
 
 
-def _first_byte_deadline(up: Upstream) -> float:
-    return asyncio.get_running_loop().time() + up.provider.spec.first_byte_timeout.total_seconds()
+def _deadlines(up: Upstream) -> tuple[float, float]:
+    """Loop times by which the first byte (headers and, for a stream, its first
+    event) and the whole answer must have come: the provider's first_byte_timeout
+    and timeout, from now. A name lookup, or a wait for a free connection, counts
+    toward the first byte."""
+    spec = up.provider.spec
+    now = asyncio.get_running_loop().time()
+    total = now + spec.timeout.total_seconds()
+    return min(now + spec.first_byte_timeout.total_seconds(), total), total
 
 
 def _ssl(provider: ProviderView) -> bool:
@@ -172,8 +185,9 @@ async def send_plain(
     session: aiohttp.ClientSession, up: Upstream, extra_headers: Mapping[str, str]
 ) -> Served | Failed:
     started = time.perf_counter()
+    first_at, total_at = _deadlines(up)
     try:
-        async with asyncio.timeout_at(_first_byte_deadline(up)):
+        async with asyncio.timeout_at(first_at) as deadline:
             resp = await session.post(
                 _parsed(up.url),
                 data=up.body,
@@ -181,16 +195,18 @@ async def send_plain(
                 timeout=up.timeout,
                 ssl=_ssl(up.provider),
             )
-        async with resp:
-            ttfb = time.perf_counter() - started
-            if resp.status != 200:
-                return await _failed_from(resp)
-            declared = resp.content_length
-            too_large = declared is not None and declared > up.max_response_bytes
-            if not too_large:
-                raw, too_large = await read_limited(resp.content, up.max_response_bytes)
-            if too_large:
-                return Failed(Failure(FailureClass.server, "answer larger than max_response_bytes"))
+            deadline.reschedule(total_at)  # the body, an error's too, within the total
+            async with resp:
+                ttfb = time.perf_counter() - started
+                if resp.status != 200:
+                    return await _failed_from(resp)
+                declared = resp.content_length
+                too_large = declared is not None and declared > up.max_response_bytes
+                if not too_large:
+                    raw, too_large = await read_limited(resp.content, up.max_response_bytes)
+                if too_large:
+                    message = "answer larger than max_response_bytes"
+                    return Failed(Failure(FailureClass.server, message))
     except (TimeoutError, aiohttp.ClientError) as exc:
         return Failed(_transport_failure(exc))
     try:
@@ -229,8 +245,10 @@ async def send_stream(
     """
     started = time.perf_counter()
     # One deadline for the headers and the first event together; an error body is
-    # read under the session's own limits instead (it can still be classified).
-    first_byte = asyncio.timeout_at(_first_byte_deadline(up))
+    # read within the total instead (it can still be classified), and so is the rest
+    # of the stream (_relay).
+    first_at, total_at = _deadlines(up)
+    first_byte = asyncio.timeout_at(first_at)
     pending: aiohttp.ClientResponse | None = None
     resp: aiohttp.ClientResponse | None = None
     try:
@@ -245,7 +263,7 @@ async def send_stream(
             if resp.status != 200 or (
                 up.fmt.framing == "sse" and resp.content_type == "application/json"
             ):
-                first_byte.reschedule(None)
+                first_byte.reschedule(total_at)
                 return await _not_a_stream(resp)
             splitter: Splitter = SseSplitter() if up.fmt.framing == "sse" else LineSplitter()
             watch = up.watch()
@@ -272,7 +290,7 @@ async def send_stream(
         try:
             await out.prepare(request)
             await out.write(first)
-            broken, rest = await _relay(resp, splitter, watch, out)
+            broken, rest = await _relay(resp, splitter, watch, out, total_at)
             if broken is not None and not watch.error_relayed:
                 rest += watch.failure(broken) or up.inbound.stream_error(broken)
             broken = broken or watch.error
@@ -341,9 +359,10 @@ async def _relay(
     splitter: Splitter,
     watch: StreamWatch,
     out: web.StreamResponse,
+    total_at: float,
 ) -> tuple[str | None, bytes]:
-    """Relay the rest event by event; why it broke (None for a normal end) and the
-    bytes not sent yet.
+    """Relay the rest event by event, until the loop time ``total_at`` at the latest;
+    why it broke (None for a normal end) and the bytes not sent yet.
 
     The bytes that end the client's stream are returned rather than written, so
     they leave with the end of the response in one write, as soon as they are
@@ -354,22 +373,24 @@ async def _relay(
     """
     if _ended(watch):  # the first chunk held the whole stream
         return None, b""
-    while True:
-        try:
-            chunk = await resp.content.readany()
-            if not chunk:
-                break
-            data = relay_read(chunk, splitter, watch)
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            return f"upstream connection broke: {type(exc).__name__}", b""
-        except TimeoutError:
-            return "upstream stopped sending (timeout)", b""
-        except ValueError as exc:
-            return f"upstream sent a malformed stream: {exc}", b""
-        if _ended(watch):
-            return None, data
-        if data:
-            await out.write(data)
+    try:
+        async with asyncio.timeout_at(total_at):
+            while True:
+                try:
+                    chunk = await resp.content.readany()
+                    if not chunk:
+                        break
+                    data = relay_read(chunk, splitter, watch)
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                    return f"upstream connection broke: {type(exc).__name__}", b""
+                except ValueError as exc:
+                    return f"upstream sent a malformed stream: {exc}", b""
+                if _ended(watch):
+                    return None, data
+                if data:
+                    await out.write(data)  # a client too slow for the total ends it too
+    except TimeoutError:
+        return "upstream answer took longer than the provider's timeout", b""
     try:
         tail = watch.finish() or b""  # formats without an end marker end here
     except ValueError as exc:

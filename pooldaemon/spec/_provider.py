@@ -246,9 +246,10 @@ class ProviderSpec(SpecModel):
     timeout: PositiveDuration = timedelta(minutes=10)
     """Total time for one upstream request, streaming included."""
     connect_timeout: PositiveDuration = _SUB_TIMEOUTS_DEFAULT_CONNECT
-    """Time to open the connection."""
+    """Time to open a new connection (TCP and TLS handshakes)."""
     first_byte_timeout: PositiveDuration = _SUB_TIMEOUTS_DEFAULT_FIRST_BYTE
-    """Time from sending the request to the first byte of the answer."""
+    """Time from the start of a request (name lookup and connection included) to the
+    answer's headers and, for a stream, its first event."""
     rate_limit: RateLimitSpec | None = None
     budget: BudgetSpec | None = None
     model_params: ModelParamsSpec | None = None
