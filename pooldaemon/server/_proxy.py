@@ -76,6 +76,7 @@ class _Context:
     body: dict[str, Any]
     model: str
     stream: bool
+    size: int = 0  # bytes of the request body
     started: float = 0.0  # perf_counter at arrival
     trace: list[str] = field(default_factory=list)
     attempts: int = 0
@@ -150,17 +151,18 @@ async def request_context(
         client = authenticate(request.headers, applied.snapshot.spec)
     except AuthError as exc:
         raise Reply(401, str(exc)) from None
-    body = await _read_json(request, state.max_request_bytes)
+    body, size = await _read_json(request, state.max_request_bytes)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise Reply(400, "'model' is required and must be a string")
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise Reply(400, "'stream' must be a boolean")
-    return _Context(state, applied, fmt, request, rid, client, body, model, stream, started)
+    return _Context(state, applied, fmt, request, rid, client, body, model, stream, size, started)
 
 
-async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
+async def _read_json(request: web.Request, limit: int) -> tuple[dict[str, Any], int]:
+    """The body's JSON object and its size in bytes."""
     if request.content_length is not None and request.content_length > limit:
         raise Reply(413, f"request body is larger than {limit} bytes")
     raw, too_large = await read_limited(request.content, limit)
@@ -172,18 +174,18 @@ async def _read_json(request: web.Request, limit: int) -> dict[str, Any]:
         raise Reply(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise Reply(400, "request body must be a JSON object")
-    return body
+    return body, len(raw)
 
 
 def decide(ctx: _Context) -> RouteDecision:
     state, snapshot = ctx.state, ctx.applied.snapshot
-    sticky = ctx.request.headers.get("x-pooldaemon-provider")
+    sticky = snapshot.spec.routing.sticky and ctx.request.headers.get("x-pooldaemon-provider")
     request = RouteRequest(
         model=ctx.model,
         capabilities=ctx.fmt.capabilities(ctx.body),
         client=ctx.client.name if ctx.client else None,
-        preferred_provider=sticky if snapshot.spec.routing.sticky else None,
-        input_tokens=(ctx.request.content_length or 0) // 4,
+        preferred_provider=sticky or None,
+        input_tokens=ctx.size // 4,  # the body's size, chunked bodies too
         stream=ctx.stream,
     )
     try:

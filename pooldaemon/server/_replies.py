@@ -34,6 +34,9 @@ async def read_limited(stream: StreamReader, limit: int) -> tuple[bytes, bool]:
     (``StreamReader.read(n)`` returns only what is buffered: a body that arrives
     in several packets must be read in a loop.)
     """
+    if stream.is_eof():  # all of it came already (a request in one packet): no loop
+        data = stream.read_nowait()
+        return (data[:limit], True) if len(data) > limit else (data, False)
     chunks: list[bytes] = []
     size = 0
     while chunk := await stream.readany():
