@@ -121,7 +121,7 @@ def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
     The first byte and the total are timed by the attempt itself (:func:`_deadlines`),
     with one timer moved from the one deadline to the other. aiohttp's ``total`` and
     ``connect`` would be two more timers on every request, pooled connection or not,
-    all before the first byte (~20 us of a stream's first chunk here); ``sock_read``
+    all before the first byte (10-20 us of a stream's first chunk here); ``sock_read``
     would cut a long stream that pauses between events.
     """
     return _client_timeout(provider.spec.connect_timeout.total_seconds())
@@ -129,7 +129,7 @@ def upstream_timeout(provider: ProviderView) -> aiohttp.ClientTimeout:
 
 @functools.lru_cache(maxsize=64)
 def _client_timeout(connect: float) -> aiohttp.ClientTimeout:
-    # Immutable: one per value. total=None: aiohttp's default (5 min) would apply.
+    # Immutable: one per value. It replaces the session's default (5 min in total).
     return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect)
 
 
