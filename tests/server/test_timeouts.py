@@ -55,6 +55,22 @@ async def _half_then(request: web.Request, status: int, body: bytes, pause: floa
     await resp.write_eof()
 
 
+async def _ask(
+    gateway: GatewayFactory, handler: Any, *, stream: bool, total: str
+) -> tuple[int, str, float]:
+    """One request through a gateway whose only provider is ``handler``, with a
+    first_byte_timeout of 200 ms and a timeout of ``total``: the status, the body and
+    the seconds it took."""
+    async with serve(_app(handler)) as up:
+        gw = await gateway(providers=[_provider(up, first_byte_timeout="200ms", timeout=total)])
+        http = await gw.http()
+        started = time.monotonic()
+        body = {"model": "gpt-4o", "messages": HI, "stream": stream}
+        async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
+            text = await resp.text()
+        return resp.status, text, time.monotonic() - started
+
+
 async def test_a_body_slower_than_the_first_byte_timeout_still_arrives(
     gateway: GatewayFactory,
 ) -> None:
@@ -62,14 +78,9 @@ async def test_a_body_slower_than_the_first_byte_timeout_still_arrives(
         await _half_then(request, 200, json.dumps(ANSWER).encode(), 0.6)
         return web.StreamResponse()
 
-    async with serve(_app(slow_body)) as up:
-        gw = await gateway(providers=[_provider(up, first_byte_timeout="200ms", timeout="5s")])
-        http = await gw.http()
-        body = {"model": "gpt-4o", "messages": HI}
-        async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
-            answer = await resp.json()
-    assert resp.status == 200, answer
-    assert answer["choices"][0]["message"]["content"] == "hi"
+    status, text, _ = await _ask(gateway, slow_body, stream=False, total="5s")
+    assert status == 200, text
+    assert json.loads(text)["choices"][0]["message"]["content"] == "hi"
 
 
 async def test_a_stalled_body_ends_at_the_total_timeout(gateway: GatewayFactory) -> None:
@@ -77,16 +88,9 @@ async def test_a_stalled_body_ends_at_the_total_timeout(gateway: GatewayFactory)
         await _half_then(request, 200, json.dumps(ANSWER).encode(), 3600)
         return web.StreamResponse()
 
-    async with serve(_app(stalled)) as up:
-        gw = await gateway(providers=[_provider(up, first_byte_timeout="200ms", timeout="700ms")])
-        http = await gw.http()
-        started = time.monotonic()
-        body = {"model": "gpt-4o", "messages": HI}
-        async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
-            error = await resp.json()
-        elapsed = time.monotonic() - started
-    assert resp.status == 504, error
-    assert "c:timeout" in error["error"]["message"]
+    status, text, elapsed = await _ask(gateway, stalled, stream=False, total="700ms")
+    assert status == 504, text
+    assert "c:timeout" in json.loads(text)["error"]["message"]
     assert 0.6 <= elapsed < 3.0, elapsed  # the total, not the first byte's 0.2 s
 
 
@@ -98,15 +102,8 @@ async def test_a_stalled_error_body_of_a_stream_ends_at_the_total_timeout(
         await _half_then(request, 503, json.dumps(error).encode(), 3600)
         return web.StreamResponse()
 
-    async with serve(_app(stalled_error)) as up:
-        gw = await gateway(providers=[_provider(up, first_byte_timeout="200ms", timeout="700ms")])
-        http = await gw.http()
-        started = time.monotonic()
-        body = {"model": "gpt-4o", "messages": HI, "stream": True}
-        async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
-            error = await resp.json()
-        elapsed = time.monotonic() - started
-    assert resp.status == 504, error
+    status, text, elapsed = await _ask(gateway, stalled_error, stream=True, total="700ms")
+    assert status == 504, text
     assert 0.6 <= elapsed < 3.0, elapsed
 
 
@@ -127,15 +124,8 @@ async def test_a_stream_longer_than_the_total_timeout_ends_with_an_error_event(
             pass
         return resp
 
-    async with serve(_app(endless)) as up:
-        gw = await gateway(providers=[_provider(up, first_byte_timeout="200ms", timeout="700ms")])
-        http = await gw.http()
-        started = time.monotonic()
-        body = {"model": "gpt-4o", "messages": HI, "stream": True}
-        async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
-            text = await resp.text()
-        elapsed = time.monotonic() - started
-    assert resp.status == 200
+    status, text, elapsed = await _ask(gateway, endless, stream=True, total="700ms")
+    assert status == 200
     assert text.count('"content": "a"') >= 5, text[:300]  # events flowed for a while
     last = text.strip().rsplit("\n\n", 1)[-1]
     assert '"error"' in last and "timeout" in last, last
