@@ -74,7 +74,7 @@ def classify(status: int | None, body: str = "", *, timed_out: bool = False) -> 
         return FailureClass.rate_limit
     if status in (502, 503, 504, 529):  # 529: Anthropic "overloaded"
         return FailureClass.transient
-    if status >= 500:
+    if status >= 500 or 300 <= status < 400:  # a redirect is not followed: a wrong base_url
         return FailureClass.server
     if status in (400, 404, 422) and _MODEL_NOT_FOUND.search(body[:2000]):
         return FailureClass.model_not_found

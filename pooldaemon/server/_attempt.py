@@ -22,6 +22,7 @@ from yarl import URL
 
 from pooldaemon._values import value_type
 from pooldaemon.pool import Failure, FailureClass, ProviderView, Usage, classify
+from pooldaemon.server._post import post
 from pooldaemon.server._replies import read_limited, retry_after
 from pooldaemon.upstream._base import StreamWatch, WireFormat
 from pooldaemon.upstream._sse import LineSplitter, SseEvent, SseSplitter
@@ -153,7 +154,11 @@ async def _failed_from(resp: aiohttp.ClientResponse) -> Failed:
     body, _ = await read_limited(resp.content, _ERROR_BODY_LIMIT)
     text = body.decode("utf-8", "replace")
     kind = classify(resp.status, text)
-    message = f"HTTP {resp.status}: {_error_message(text)}"
+    if 300 <= resp.status < 400:
+        where = resp.headers.get("Location", "nowhere")[:200]
+        message = f"HTTP {resp.status}: redirect to {where} not followed (check base_url)"
+    else:
+        message = f"HTTP {resp.status}: {_error_message(text)}"
     return Failed(
         Failure(kind, message, retry_after(resp.headers)),
         resp.status,
@@ -188,12 +193,8 @@ async def send_plain(
     first_at, total_at = _deadlines(up)
     try:
         async with asyncio.timeout_at(first_at) as deadline:
-            resp = await session.post(
-                _parsed(up.url),
-                data=up.body,
-                headers=up.headers,
-                timeout=up.timeout,
-                ssl=_ssl(up.provider),
+            resp = await post(
+                session, _parsed(up.url), up.body, up.headers, up.timeout, _ssl(up.provider)
             )
             deadline.reschedule(total_at)  # the body, an error's too, within the total
             async with resp:
@@ -253,12 +254,8 @@ async def send_stream(
     resp: aiohttp.ClientResponse | None = None
     try:
         async with first_byte:
-            resp = await session.post(
-                _parsed(up.url),
-                data=up.body,
-                headers=up.headers,
-                timeout=up.timeout,
-                ssl=_ssl(up.provider),
+            resp = await post(
+                session, _parsed(up.url), up.body, up.headers, up.timeout, _ssl(up.provider)
             )
             if resp.status != 200 or (
                 up.fmt.framing == "sse" and resp.content_type == "application/json"

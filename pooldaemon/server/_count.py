@@ -55,7 +55,9 @@ async def count_tokens(request: web.Request) -> web.Response:
             url = messages_url(provider.spec.base_url or "") + "/count_tokens"
             headers = ANTHROPIC.headers(provider, secret, request.headers)
             try:
-                async with session.post(url, json=body, headers=headers, timeout=_TIMEOUT) as resp:
+                async with session.post(  # a redirect is not followed, keys and all
+                    url, json=body, headers=headers, timeout=_TIMEOUT, allow_redirects=False
+                ) as resp:
                     raw, _ = await read_limited(resp.content, 1024 * 1024)
             except (aiohttp.ClientError, TimeoutError):
                 ctx.trace.append(f"{provider.id}:transient")

@@ -36,6 +36,11 @@ TRANSIENT = Failure(FailureClass.transient, "503")
         (529, '{"type":"error","error":{"type":"overloaded_error"}}', FailureClass.transient),
         (500, "", FailureClass.server),
         (501, "", FailureClass.server),
+        (301, "", FailureClass.server),  # redirects are not followed: a wrong base_url
+        (308, "", FailureClass.server),
+        (300, "", FailureClass.server),
+        (399, "", FailureClass.server),
+        (400, "", FailureClass.client),
         (None, "", FailureClass.transient),
         (400, '{"error":{"message":"max_tokens is too large"}}', FailureClass.client),
         (422, "", FailureClass.client),

@@ -96,6 +96,34 @@ async def test_garbage_json_fails_over(gateway: GatewayFactory) -> None:
     assert raw.headers["x-pooldaemon-provider"] == "b"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_redirect_is_not_followed_and_fails_over(
+    gateway: GatewayFactory, stream: bool
+) -> None:
+    gw = await gateway(providers=[_provider("a", 2), _provider("b", 1)])
+    a = gw.fakes["a"]
+    # Followed, the redirect would come back to "a" itself, API key and all.
+    a.faults.append(Fault(status=307, headers={"Location": a.url + "/v1/chat/completions"}))
+    http = await gw.http()
+    body = {"model": "gpt-4o", "messages": HI, "stream": stream}
+    async with http.post(f"{gw.url}/v1/chat/completions", json=body) as resp:
+        assert resp.status == 200
+        assert resp.headers["x-pooldaemon-provider"] == "b"
+        await resp.read()
+    assert len(a.requests) == 1
+    assert gw.state.runtime.state("a").failures == 1
+
+
+async def test_a_redirect_everywhere_answers_502_naming_it(gateway: GatewayFactory) -> None:
+    gw = await gateway(providers=[_provider("a", 1)])
+    gw.fakes["a"].faults.append(Fault(status=301, headers={"Location": "https://elsewhere/v1"}))
+    with pytest.raises(openai.APIStatusError) as exc:
+        await gw.openai().chat.completions.create(model="gpt-4o", messages=HI)
+    assert exc.value.status_code == 502
+    assert "HTTP 301: redirect to https://elsewhere/v1 not followed" in exc.value.message
+    assert len(gw.fakes["a"].requests) == 1
+
+
 async def test_client_error_is_relayed_not_failed_over(gateway: GatewayFactory) -> None:
     gw = await gateway(providers=[_provider("a", 2), _provider("b", 1)])
     body = {"error": {"message": "max_tokens is too large", "type": "invalid_request_error"}}
