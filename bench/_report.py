@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from pooldaemon import __version__
+from pooldaemon.server._post import DIRECT
 
 __all__ = ["Memory", "Results", "machine_facts", "render"]
 
@@ -244,7 +245,8 @@ def machine_facts(
         f"machine: {_cpu_model()}, {os.cpu_count()} CPUs (usable {len(os.sched_getaffinity(0))}), "
         f"Linux {platform.release()}",
         f"software: pooldaemon {__version__} ({_run('git', 'describe', '--always', '--dirty')}), "
-        f"CPython {platform.python_version()} ({_interpreter()}), aiohttp {aiohttp.__version__}, "
+        f"CPython {platform.python_version()} ({_interpreter()}), aiohttp {aiohttp.__version__} "
+        f"(upstream POSTs: {'direct' if DIRECT else 'session.post'}), "
         f"{_run('wrk', '--version').split(' Copyright')[0]}",
         f"load average (1/5/15 min): {load(load_before)} before, {load(load_after)} after; "
         f"run took {seconds:.0f} s",
