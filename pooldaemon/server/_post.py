@@ -5,7 +5,8 @@ requests never use: redirects, cookies (the session's jar is a dummy), basic
 auth and .netrc, proxies from the environment (``trust_env`` is off), tracing,
 client middlewares, a timeout handle (each attempt times itself), and the
 merge of its arguments with the session's defaults. On this machine that
-wrapping is 25-30 us of a stream's first chunk (bench/results, session 14).
+wrapping is 25-30 us of a stream's first chunk (bench/results/2026-11-22-profile.txt,
+session 14).
 :func:`post` builds the same ``ClientRequest``, takes a connection from the
 session's connector, sends the request and reads the answer's headers, as
 ``ClientSession._request`` does for a request that uses none of those.
